@@ -1,0 +1,58 @@
+"""gaussfeat: the two-Gaussian model of Ilyas et al. (NeurIPS 2019), Section 4, made checkable.
+
+y is uniform on {-1, +1} and x ~ N(y mu*, Sigma*). The package provides the model and its
+standard MLE, exact and approximate adversaries, the closed-form robust MLE of Theorem 2 and
+adversarial training by (sub)gradient descent, and Theorems 1-3 as functions returning reports.
+Conventions (the 1/2 in the NLL, eps as an l2 radius) are stated in each module's docstring.
+"""
+
+from ._checks import GaussfeatError
+from .adversary import l2_adversary, lagrangian_adversary, pgd_adversary
+from .alignment import gradient_alignment, worst_case_alignment, worst_case_mean
+from .instances import figure4, random_instance
+from .model import TwoGaussian, mle
+from .robust import (
+    RobustFit,
+    paper_lambda_bound_shapes,
+    relaxed_budget,
+    relaxed_gradient,
+    relaxed_objective,
+    robust_covariance,
+    robust_eigenvalues,
+    robust_lambda,
+    robust_mle,
+)
+from .theorems import Check, TheoremReport, check_all, theorem1, theorem2, theorem3
+from .vulnerability import misalignment_gap, penalized_gap
+
+__all__ = [
+    "Check",
+    "GaussfeatError",
+    "RobustFit",
+    "TheoremReport",
+    "TwoGaussian",
+    "check_all",
+    "figure4",
+    "gradient_alignment",
+    "l2_adversary",
+    "lagrangian_adversary",
+    "misalignment_gap",
+    "mle",
+    "paper_lambda_bound_shapes",
+    "penalized_gap",
+    "pgd_adversary",
+    "random_instance",
+    "relaxed_budget",
+    "relaxed_gradient",
+    "relaxed_objective",
+    "robust_covariance",
+    "robust_eigenvalues",
+    "robust_lambda",
+    "robust_mle",
+    "theorem1",
+    "theorem2",
+    "theorem3",
+    "worst_case_alignment",
+    "worst_case_mean",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,135 @@
+"""The paper's two-Gaussian model (Section 4): y uniform on {-1, +1}, x ~ N(y mu, Sigma).
+
+Conventions (used throughout gaussfeat):
+
+* NLL (the usual Gaussian one, with the 1/2):
+  l(x; mu, Sigma) = 1/2 (x - mu)^T Sigma^-1 (x - mu) + 1/2 log det Sigma + d/2 log 2 pi.
+  The paper's Appendix E writes twice this without the constant; minimisers are the same.
+* A labelled point (x, y) is scored with l(x; y mu, Sigma), and the maximum-likelihood
+  classifier is sign(x^T Sigma^-1 mu) (the paper prints "argmax" of an NLL; it is an argmin).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import norm
+
+from ._checks import GaussfeatError, as_count, as_float_array, as_labels, as_points, as_positive, as_spd
+
+
+@dataclass(frozen=True, eq=False)
+class TwoGaussian:
+    """Class-conditional Gaussians N(+mu, Sigma) and N(-mu, Sigma) with equal priors.
+
+    Parameters
+    ----------
+    mu : (d,) array, the mean of class +1.
+    sigma : (d, d) symmetric positive-definite covariance shared by both classes.
+    """
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    _eigenvalues: np.ndarray = field(init=False, repr=False)
+    _basis: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        mu = as_float_array(self.mu, "mu", 1)
+        sigma = as_spd(self.sigma, "sigma")
+        if sigma.shape != (mu.size, mu.size):
+            raise GaussfeatError(
+                f"sigma must have shape ({mu.size}, {mu.size}) to match mu, got {sigma.shape}"
+            )
+        eigenvalues, basis = np.linalg.eigh(sigma)
+        for name, value in [("mu", mu), ("sigma", sigma), ("_eigenvalues", eigenvalues), ("_basis", basis)]:
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+
+    @property
+    def dim(self) -> int:
+        """The dimension d."""
+        return self.mu.size
+
+    @property
+    def eigenvalues(self) -> np.ndarray:
+        """Eigenvalues of Sigma, ascending."""
+        return self._eigenvalues
+
+    @property
+    def basis(self) -> np.ndarray:
+        """Orthonormal eigenvectors of Sigma (columns), matching :attr:`eigenvalues`."""
+        return self._basis
+
+    @property
+    def precision(self) -> np.ndarray:
+        """Sigma^-1."""
+        return (self._basis / self._eigenvalues) @ self._basis.T
+
+    @property
+    def weights(self) -> np.ndarray:
+        """w = Sigma^-1 mu: the classifier is sign(x^T w), and w is grad_x of x^T Sigma^-1 mu."""
+        return self._basis @ ((self._basis.T @ self.mu) / self._eigenvalues)
+
+    def sample(self, n: int, seed: int | np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Draw n labelled points: y uniform on {-1, +1}, x = y mu + Sigma^(1/2) z."""
+        n = as_count(n, "n")
+        rng = np.random.default_rng(seed)
+        y = rng.choice(np.array([-1.0, 1.0]), size=n)
+        z = rng.standard_normal((n, self.dim))
+        x = y[:, None] * self.mu + (z * np.sqrt(self._eigenvalues)) @ self._basis.T
+        return x, y
+
+    def nll(self, x, y) -> np.ndarray:
+        """Per-point NLL l(x; y mu, Sigma), shape (n,)."""
+        x = as_points(x, self.dim)
+        y = as_labels(y, len(x))
+        return self._nll(x - y[:, None] * self.mu)
+
+    def _nll(self, residual: np.ndarray) -> np.ndarray:
+        whitened = (residual @ self._basis) / np.sqrt(self._eigenvalues)
+        log_det = np.sum(np.log(self._eigenvalues))
+        return 0.5 * np.sum(whitened**2, axis=1) + 0.5 * log_det + 0.5 * self.dim * np.log(2 * np.pi)
+
+    def predict(self, x) -> np.ndarray:
+        """sign(x^T Sigma^-1 mu) in {-1, +1} (ties go to +1), shape (n,)."""
+        x = as_points(x, self.dim)
+        return np.where(x @ self.weights >= 0, 1.0, -1.0)
+
+    def accuracy(self, truth: TwoGaussian | None = None) -> float:
+        """Exact accuracy of sign(x^T w) on ``truth`` (default: this model).
+
+        With x ~ N(y mu*, Sigma*), y x^T w ~ N(w^T mu*, w^T Sigma* w), so the accuracy is
+        Phi(w^T mu* / sqrt(w^T Sigma* w)).
+        """
+        return self.robust_accuracy(0.0, truth)
+
+    def robust_accuracy(self, eps: float, truth: TwoGaussian | None = None) -> float:
+        """Exact accuracy of sign(x^T w) on ``truth`` under any l2 perturbation of norm <= eps.
+
+        The worst perturbation is -y eps w / ||w||, which lowers the margin y x^T w by
+        eps ||w||: accuracy = Phi((w^T mu* - eps ||w||) / sqrt(w^T Sigma* w)).
+        """
+        eps = as_positive(eps, "eps", allow_zero=True)
+        truth = self if truth is None else truth
+        if not isinstance(truth, TwoGaussian):
+            raise TypeError(f"truth must be a TwoGaussian, got {type(truth).__name__}")
+        if truth.dim != self.dim:
+            raise GaussfeatError(f"truth has dimension {truth.dim}, but this model has {self.dim}")
+        w = self.weights
+        spread = np.sqrt(w @ truth.sigma @ w)
+        return float(norm.cdf((w @ truth.mu - eps * np.linalg.norm(w)) / spread))
+
+
+def mle(x, y) -> TwoGaussian:
+    """Standard maximum likelihood: mu = mean(y x), Sigma = mean((x - y mu)(x - y mu)^T).
+
+    The covariance divides by n (the MLE), and needs n > d points for Sigma to be invertible.
+    """
+    x = as_float_array(x, "x", 2)
+    y = as_labels(y, len(x))
+    if len(x) <= x.shape[1]:
+        raise GaussfeatError(f"mle needs more points than dimensions, got n={len(x)} for d={x.shape[1]}")
+    mu = y @ x / len(x)
+    residual = x - y[:, None] * mu
+    return TwoGaussian(mu, residual.T @ residual / len(x))
