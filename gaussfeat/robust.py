@@ -162,7 +162,13 @@ def robust_mle(
 
     with m = mean y (x + delta), M = mean (x + delta - y mu)(x + delta - y mu)^T: a convex
     combination, so Sigma stays SPD. The step a halves until the robust objective decreases.
-    At the fixed point Sigma is the second moment of its own adversarial examples.
+    At the fixed point Sigma is the second moment of its own adversarial examples. Anderson
+    acceleration proposes steps from the last few iterates; they are kept only if they lower the
+    objective. The descent stops when the stationarity is below ``tol`` (``converged``), after
+    ``max_iter`` steps, or when the objective stalls. It stalls at kinks: with the exact l2
+    adversary a point whose residual is nearly orthogonal to Sigma's bottom eigenvector has two
+    maximisers (the trust-region hard case), so when eps is large next to the smallest standard
+    deviation the optimum can sit where the stationarity measure cannot vanish; the trace shows it.
 
     adversary: "l2" (exact, ||delta|| <= eps), "pgd" (``pgd_steps`` of projected ascent), or
     "lagrangian" (penalty (lam/2)||delta||^2; pass ``lam``, or ``eps`` to use
@@ -208,8 +214,8 @@ def robust_mle(
         current = trial
         trace.append(Iteration(current.objective, current.stationarity, 1.0 if accelerated else step, bool(accelerated)))
         step = min(1.0, 2 * step)
-        if adversary == "pgd" and len(trace) > _STALL and current.stationarity > min(i.stationarity for i in trace[-_STALL:-1]):
-            break  # the inexact inner max has reached its noise floor
+        if _stalled(trace):
+            break
     return RobustFit(
         model=TwoGaussian(current.mu, current.sigma),
         adversary=adversary,
@@ -221,7 +227,19 @@ def robust_mle(
 
 
 _ANDERSON_MEMORY = 5
-_STALL = 10
+_STALL = 20
+
+
+def _stalled(trace: list[Iteration]) -> bool:
+    """No objective gain above 1e-12 (relative) in the last _STALL steps.
+
+    Happens at kinks, where the chosen subgradient cannot vanish, and at the noise floor of PGD.
+    """
+    if len(trace) <= _STALL:
+        return False
+    recent = min(i.objective for i in trace[-_STALL:])
+    before = min(i.objective for i in trace[:-_STALL])
+    return before - recent <= 1e-12 * abs(before)
 
 
 def _anderson(points: list[_Point]) -> tuple[np.ndarray, np.ndarray] | None:
