@@ -24,6 +24,7 @@ O((1 + e^1/2) / e^1/2), have these rates only if e is a budget on the *squared* 
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -199,20 +200,21 @@ def robust_mle(
 
     current = attack(start.mu, start.sigma)
     trace = [Iteration(current.objective, current.stationarity, 0.0, False)]
-    history: list[_Point] = []
+    history: deque[_Point] = deque(maxlen=_ANDERSON_MEMORY)
+    exact = adversary != "pgd"  # PGD's objective is a noisy lower bound: no line search on it
     step = 1.0
     while current.stationarity > tol and len(trace) <= max_iter and step > 1e-12:
-        accelerated = _anderson(history[-_ANDERSON_MEMORY:] + [current]) if adversary != "pgd" else None
-        trial = attack(*accelerated) if accelerated is not None else None
-        if trial is None or not trial.objective <= current.objective:
+        proposal = _anderson([*history, current]) if exact and step == 1.0 else None
+        trial = attack(*proposal) if proposal is not None else None
+        accelerated = trial is not None and trial.objective <= current.objective
+        if not accelerated:
             trial = attack(current.mu + step * current.mu_direction, current.sigma + step * current.sigma_direction)
-            if adversary != "pgd" and not trial.objective <= current.objective + 1e-13 * abs(current.objective):
+            if exact and not trial.objective <= current.objective + 1e-13 * abs(current.objective):
                 step /= 2
                 continue
-            accelerated = None
         history.append(current)
         current = trial
-        trace.append(Iteration(current.objective, current.stationarity, 1.0 if accelerated else step, bool(accelerated)))
+        trace.append(Iteration(current.objective, current.stationarity, 1.0 if accelerated else step, accelerated))
         step = min(1.0, 2 * step)
         if _stalled(trace):
             break
@@ -243,7 +245,11 @@ def _stalled(trace: list[Iteration]) -> bool:
 
 
 def _anderson(points: list[_Point]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Anderson-accelerated guess of the fixed point of (mu, Sigma) -> (m, M), or None."""
+    """Anderson-accelerated guess of the fixed point of (mu, Sigma) -> (m, M), or None.
+
+    Type II: the combination of the last iterates whose residuals (m - mu, M - Sigma) best
+    cancel in least squares, moved by its combined residual.
+    """
     if len(points) < 2:
         return None
     thetas = np.stack([np.concatenate([p.mu, p.sigma.ravel()]) for p in points], axis=1)
