@@ -87,9 +87,10 @@ def ball_maximiser(w: np.ndarray, p: np.ndarray, eps: float) -> tuple[np.ndarray
 def _solve_block(b: np.ndarray, gap: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """Solve ||d(t)|| = eps for d(t)_i = b_i / (t + gap_i), t >= 0, row by row."""
     b2 = b * b
+    b2[b2 < np.finfo(float).tiny] = 0.0  # subnormal squares carry no precision: treat them as 0
     top = gap == 0
     # ||d(t)|| >= |b_i| / (t + gap_i) for every i, so the root lies above this bound.
-    lower = np.maximum(0.0, np.max(np.abs(b) / eps - gap, axis=1))
+    lower = np.maximum(0.0, np.max(np.sqrt(b2) / eps - gap, axis=1))
     t = lower.copy()
     generic = lower > 0  # b is nonzero on the bottom eigenspace or large elsewhere
     t[generic] = _newton(b2[generic], gap, lower[generic], eps)
@@ -103,7 +104,8 @@ def _solve_block(b: np.ndarray, gap: np.ndarray, eps: float) -> tuple[np.ndarray
         delta_hard = np.zeros((hard.size, b.shape[1]))
         delta_hard[:, ~top] = b[np.ix_(hard, ~top)] / gap[~top]
         remaining = eps**2 - np.sum(delta_hard**2, axis=1)
-        delta_hard[:, np.flatnonzero(top)[0]] = np.sqrt(np.maximum(remaining, 0.0))
+        bottom = np.flatnonzero(top)[0]
+        delta_hard[:, bottom] = np.copysign(np.sqrt(np.maximum(remaining, 0.0)), b[hard, bottom])
     with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 only on hard-case rows, set next
         delta = b / (t[:, None] + gap)
     if rest.size:

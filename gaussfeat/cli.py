@@ -22,6 +22,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -47,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--dim", type=_positive_int, default=32, help="dimension of the random instance (default 32)")
     check.add_argument("--eps", type=_positive_float, default=0.5, help="l2 radius of the robust adversary (default 0.5)")
-    check.add_argument("--seed", type=int, default=0, help="seed for the random instance and Monte Carlo (default 0)")
+    check.add_argument("--seed", type=_seed, default=0, help="seed for the random instance and Monte Carlo (default 0)")
     check.add_argument("--samples", type=_positive_int, default=100_000, help="Monte Carlo samples per check (default 100000)")
     check.add_argument("--json", nargs="?", const="-", metavar="PATH", help="write the reports as JSON to PATH ('-' or no PATH: stdout)")
     return parser

@@ -35,7 +35,7 @@ class TwoGaussian:
     _basis: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        mu = as_float_array(self.mu, "mu", 1)
+        mu = as_float_array(self.mu, "mu", 1).copy()  # never freeze the caller's array
         sigma = as_spd(self.sigma, "sigma")
         if sigma.shape != (mu.size, mu.size):
             raise GaussfeatError(
@@ -117,6 +117,8 @@ class TwoGaussian:
         if truth.dim != self.dim:
             raise GaussfeatError(f"truth has dimension {truth.dim}, but this model has {self.dim}")
         w = self.weights
+        if not np.any(w):  # mu = 0: sign(0) = +1 for every x, right on half of the points
+            return 0.5
         spread = np.sqrt(w @ truth.sigma @ w)
         return float(norm.cdf((w @ truth.mu - eps * np.linalg.norm(w)) / spread))
 

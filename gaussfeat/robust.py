@@ -112,6 +112,8 @@ def relaxed_objective(sigma, sigma_star, lam: float) -> float:
 def relaxed_gradient(sigma, sigma_star, lam: float) -> np.ndarray:
     """dF/dSigma = 1/2 Sigma^-1 - lam^2/2 (lam Sigma - I)^-1 Sigma* (lam Sigma - I)^-1."""
     sigma = as_spd(sigma, "sigma")
+    sigma_star = as_spd(sigma_star, "sigma_star")
+    lam = as_positive(lam, "lam")
     a_inv = np.linalg.inv(lam * sigma - np.eye(len(sigma)))
     return np.linalg.inv(sigma) / 2 - lam**2 / 2 * a_inv @ sigma_star @ a_inv
 
@@ -233,15 +235,17 @@ _STALL = 20
 
 
 def _stalled(trace: list[Iteration]) -> bool:
-    """No objective gain above 1e-12 (relative) in the last _STALL steps.
+    """Neither a new best objective (by 1e-12, relative) nor a new best stationarity in _STALL steps.
 
-    Happens at kinks, where the chosen subgradient cannot vanish, and at the noise floor of PGD.
+    Happens at kinks, where the chosen subgradient cannot vanish, and at the noise floor of PGD;
+    a smooth descent below the objective's rounding level still lowers the stationarity.
     """
     if len(trace) <= _STALL:
         return False
-    recent = min(i.objective for i in trace[-_STALL:])
-    before = min(i.objective for i in trace[:-_STALL])
-    return before - recent <= 1e-12 * abs(before)
+    recent, before = trace[-_STALL:], trace[:-_STALL]
+    best = min(i.objective for i in before)
+    no_gain = min(i.objective for i in recent) >= best - 1e-12 * abs(best)
+    return no_gain and min(i.stationarity for i in recent) >= min(i.stationarity for i in before)
 
 
 def _anderson(points: list[_Point]) -> tuple[np.ndarray, np.ndarray] | None:
