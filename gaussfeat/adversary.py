@@ -62,13 +62,16 @@ def l2_adversary(model: TwoGaussian, x, y, eps: float) -> np.ndarray:
     return delta @ q.T
 
 
-def ball_maximiser(w: np.ndarray, p: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+def ball_maximiser(
+    w: np.ndarray, p: np.ndarray, eps: float, eta0: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Maximise sum_i p_i (w_i + d_i)^2 over ||d||_2 <= eps for each row w of a batch.
 
     Works in the eigenbasis: p (d,) are the positive eigenvalues of the precision, w (n, d)
     the residuals' coordinates. Returns the maximisers d (n, d), each of norm eps, and their
-    multipliers eta (n,) with d_i = p_i w_i / (eta - p_i) and eta >= max(p). Memory is O(n d),
-    and rows are processed in blocks small enough to stay in cache.
+    multipliers eta (n,) with d_i = p_i w_i / (eta - p_i) and eta >= max(p). ``eta0``, guesses of
+    the multipliers (from a nearby problem), only speed the solve up. Memory is O(n d), and rows
+    are processed in blocks small enough to stay in cache.
     """
     n = len(w)
     if eps == 0:
@@ -79,12 +82,15 @@ def ball_maximiser(w: np.ndarray, p: np.ndarray, eps: float) -> tuple[np.ndarray
     eta = np.empty(n)
     for start in range(0, n, _BLOCK_ROWS):
         rows = slice(start, start + _BLOCK_ROWS)
-        delta[rows], t = _solve_block(p * w[rows], gap, eps)
+        guess = None if eta0 is None else eta0[rows] - p_max
+        delta[rows], t = _solve_block(p * w[rows], gap, eps, guess)
         eta[rows] = p_max + t
     return delta, eta
 
 
-def _solve_block(b: np.ndarray, gap: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+def _solve_block(
+    b: np.ndarray, gap: np.ndarray, eps: float, guess: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Solve ||d(t)|| = eps for d(t)_i = b_i / (t + gap_i), t >= 0, row by row."""
     b2 = b * b
     b2[b2 < np.finfo(float).tiny] = 0.0  # subnormal squares carry no precision: treat them as 0
@@ -93,13 +99,15 @@ def _solve_block(b: np.ndarray, gap: np.ndarray, eps: float) -> tuple[np.ndarray
     lower = np.maximum(0.0, np.max(np.sqrt(b2) / eps - gap, axis=1))
     t = lower.copy()
     generic = lower > 0  # b is nonzero on the bottom eigenspace or large elsewhere
-    t[generic] = _newton(b2[generic], gap, lower[generic], eps)
+    start = lower if guess is None else np.maximum(lower, np.nan_to_num(guess, posinf=0.0))
+    t[generic] = _newton(b2[generic], gap, start[generic], lower[generic], eps)
     rest = np.flatnonzero(~generic)
     if rest.size:
         inner = b2[np.ix_(rest, ~top)]
         fills = np.sum(inner / gap[~top] ** 2, axis=1) < eps**2  # the hard case: t = 0
         easy, hard = rest[~fills], rest[fills]
-        t[easy] = _newton(inner[~fills], gap[~top], np.zeros(easy.size), eps)
+        zero = np.zeros(easy.size)
+        t[easy] = _newton(inner[~fills], gap[~top], zero, zero, eps)
         generic[easy] = True
         delta_hard = np.zeros((hard.size, b.shape[1]))
         delta_hard[:, ~top] = b[np.ix_(hard, ~top)] / gap[~top]
@@ -114,11 +122,12 @@ def _solve_block(b: np.ndarray, gap: np.ndarray, eps: float) -> tuple[np.ndarray
     return delta, t
 
 
-def _newton(b2: np.ndarray, gap: np.ndarray, t: np.ndarray, eps: float) -> np.ndarray:
-    """Newton on psi(t) = 1/||d(t)|| - 1/eps from a start t below the root.
+def _newton(b2: np.ndarray, gap: np.ndarray, t: np.ndarray, lower: np.ndarray, eps: float) -> np.ndarray:
+    """Newton on psi(t) = 1/||d(t)|| - 1/eps from any start t >= ``lower``, a bound below the root.
 
-    psi is concave and increasing in t, so the tangent lies above it and the iterates rise
-    monotonically to the root (Moré and Sorensen's argument for trust-region subproblems).
+    psi is concave and increasing in t, so its tangent lies above it: from below the root the
+    iterates rise monotonically to it (Moré and Sorensen's argument for trust-region
+    subproblems), and a step from above lands below it, where it is clamped to ``lower``.
     """
     t = t.copy()
     active = np.arange(len(t))
@@ -129,7 +138,7 @@ def _newton(b2: np.ndarray, gap: np.ndarray, t: np.ndarray, eps: float) -> np.nd
         r = 1.0 / (tt[:, None] + gap)
         q = b2[active] * r * r
         norm2 = q.sum(axis=1)
-        new = tt + norm2 * (np.sqrt(norm2) / eps - 1.0) / np.einsum("ij,ij->i", q, r)
+        new = np.maximum(tt + norm2 * (np.sqrt(norm2) / eps - 1.0) / np.einsum("ij,ij->i", q, r), lower[active])
         t[active] = new
         active = active[np.abs(new - tt) > 1e-9 * new]  # quadratic convergence: the error left is ~1e-18
     raise RuntimeError(f"secular equation did not converge for {active.size} points in {_MAX_NEWTON} iterations")

@@ -123,7 +123,7 @@ class Iteration:
     """One accepted step of :func:`robust_mle`."""
 
     objective: float  # mean adversarial NLL (minus the penalty for the Lagrangian adversary)
-    stationarity: float  # ||S^-1/2 (M - S) S^-1/2||_F + ||S^-1/2 (m - mu)||, 0 at the optimum
+    stationarity: float  # (||S^-1/2 (M - S) S^-1/2||_F + ||S^-1/2 (m - mu)||) / sqrt(d): 0 at the optimum
     step: float  # the natural-gradient step length taken to reach this point
     accelerated: bool  # reached by an Anderson-accelerated step instead
 
@@ -282,6 +282,7 @@ class _Attack:
         self.x, self.y = x, y
         self.adversary, self.eps, self.lam, self.pgd_steps = adversary, eps, lam, pgd_steps
         self.mean_yx = y @ x / len(x)
+        self.multipliers = None  # the last l2 multipliers: warm starts for the next solve
 
     def __call__(self, mu: np.ndarray, sigma: np.ndarray) -> _Point:
         n, d = self.x.shape
@@ -297,7 +298,7 @@ class _Attack:
             delta = w / (self.lam * s - 1)
             penalty = self.lam / 2 * np.mean(np.sum(delta**2, axis=1))
         elif self.adversary == "l2":
-            delta, _ = ball_maximiser(w, 1 / s, self.eps)
+            delta, self.multipliers = ball_maximiser(w, 1 / s, self.eps, self.multipliers)
         else:
             delta = pgd_in_eigenbasis(w, 1 / s, self.eps, self.pgd_steps)
         u = w + delta
@@ -305,7 +306,7 @@ class _Attack:
         objective = 0.5 * np.sum(np.diag(second) / s) + 0.5 * np.sum(np.log(s)) + 0.5 * d * np.log(2 * np.pi) - penalty
         m_shift = q.T @ (self.mean_yx - mu) + self.y @ delta / n  # eigen-coordinates of m - mu
         root = np.sqrt(s)
-        stationarity = np.linalg.norm(second / np.outer(root, root) - np.eye(d)) + np.linalg.norm(m_shift / root)
+        stationarity = (np.linalg.norm(second / np.outer(root, root) - np.eye(d)) + np.linalg.norm(m_shift / root)) / np.sqrt(d)
         return _Point(
             mu=mu,
             sigma=sigma,
