@@ -205,17 +205,22 @@ def robust_mle(
     history: deque[_Point] = deque(maxlen=_ANDERSON_MEMORY)
     exact = adversary != "pgd"  # PGD's objective is a noisy lower bound: no line search on it
     step = 1.0
+    tried_anderson = False  # at the current iterate
     while current.stationarity > tol and len(trace) <= max_iter and step > 1e-12:
-        proposal = _anderson([*history, current]) if exact and step == 1.0 else None
-        trial = attack(*proposal) if proposal is not None else None
-        accelerated = trial is not None and trial.objective <= current.objective
+        accelerated = False
+        if exact and not tried_anderson:
+            tried_anderson = True
+            proposal = _anderson([*history, current])
+            if proposal is not None:
+                trial = attack(*proposal)
+                accelerated = trial.objective <= current.objective
         if not accelerated:
             trial = attack(current.mu + step * current.mu_direction, current.sigma + step * current.sigma_direction)
             if exact and not trial.objective <= current.objective + 1e-13 * abs(current.objective):
                 step /= 2
                 continue
         history.append(current)
-        current = trial
+        current, tried_anderson = trial, False
         trace.append(Iteration(current.objective, current.stationarity, 1.0 if accelerated else step, accelerated))
         step = min(1.0, 2 * step)
         if _stalled(trace):
