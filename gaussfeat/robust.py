@@ -32,6 +32,7 @@ from scipy.optimize import brentq
 
 from ._checks import GaussfeatError, as_count, as_float_array, as_labels, as_positive, as_spd
 from .adversary import ball_maximiser, pgd_in_eigenbasis
+from .linalg import spectral_map
 from .model import TwoGaussian, mle
 
 ADVERSARIES = ("l2", "lagrangian", "pgd")
@@ -51,8 +52,7 @@ def robust_covariance(sigma_star, lam: float) -> np.ndarray:
     """Sigma_r(lam) = 1/2 Sigma* + I/lam + (Sigma*/lam + Sigma*^2/4)^(1/2) (Theorem 2)."""
     sigma_star = as_spd(sigma_star, "sigma_star")
     lam = as_positive(lam, "lam")
-    t, basis = np.linalg.eigh(sigma_star)
-    return (basis * robust_eigenvalues(t, lam)) @ basis.T
+    return spectral_map(sigma_star, lambda t: robust_eigenvalues(t, lam))
 
 
 def relaxed_budget(sigma_star, lam: float) -> float:

@@ -39,6 +39,7 @@ from gaussfeat import (
     random_instance,
     theorem1,
 )
+from tests import reports
 from tests.strategies import means, spd_matrices
 
 EXACT = 1e-9  # closed form against the inv-based reference: rounding is ~1e-10 (see the module docstring)
@@ -193,10 +194,7 @@ REPORT_CONFIDENCE = 1 - 1e-9  # two Monte Carlo checks per report, up to 1000 ex
 
 
 def assert_report_passes(report):
-    assert report.theorem == "Theorem 1"
-    assert report.checks and all(isinstance(c.claim, str) and c.claim.strip() for c in report.checks)
-    failed = [(c.claim, c.value, c.reference, c.tolerance) for c in report.checks if not c.passed]
-    assert report.passed, failed
+    reports.assert_report_passes(report, "Theorem 1")
 
 
 @given(spd_matrices(1, 64).flatmap(lambda s: st.tuples(st.just(s), means(len(s)), admissible_c)))

@@ -39,6 +39,7 @@ from gaussfeat import (
     theorem2,
 )
 from gaussfeat.linalg import relative_frobenius
+from tests import reports
 from tests.strategies import means, spd_matrices
 
 EXACT = 1e-9
@@ -391,10 +392,7 @@ def test_robust_mle_with_the_exact_l2_adversary_approximates_the_closed_form_in_
 
 
 def assert_report_passes(report):
-    assert report.theorem == "Theorem 2"
-    assert report.checks and all(isinstance(c.claim, str) and c.claim.strip() for c in report.checks)
-    failed = [(c.claim, c.value, c.reference, c.tolerance) for c in report.checks if not c.passed]
-    assert report.passed, failed
+    reports.assert_report_passes(report, "Theorem 2")
 
 
 # d <= 8 (the report runs robust_mle); eps = 10^u sqrt(sigma_min), u in [-3, 1], keeps lam sigma_min >= ~1e-2, away
