@@ -1,4 +1,4 @@
-"""Command line: ``gaussfeat check`` runs the theorem battery on embedded instances."""
+"""Command line: ``gaussfeat check`` (the theorem battery), ``gaussfeat figures`` and ``gaussfeat prove``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 
 from . import __version__
 from ._checks import GaussfeatError
+from .figures import FIGURES, make_figures
 from .instances import figure4, random_instance
 from .theorems import TheoremReport, check_all
 
@@ -39,7 +40,7 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gaussfeat",
-        description="Check Theorems 1-3 of 'Adversarial Examples Are Not Bugs, They Are Features' "
+        description="Check, derive and draw Theorems 1-3 of 'Adversarial Examples Are Not Bugs, They Are Features' "
         "(Ilyas et al., 2019, Section 4) on two-Gaussian instances.",
     )
     parser.add_argument("--version", action="version", version=f"gaussfeat {__version__}")
@@ -57,11 +58,62 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=_seed, default=0, help="seed for the random instance and Monte Carlo (default 0)")
     check.add_argument("--samples", type=_positive_int, default=100_000, help="Monte Carlo samples per check (default 100000)")
     check.add_argument("--json", nargs="?", const="-", metavar="PATH", help="write the reports as JSON to PATH ('-' or no PATH: stdout)")
+    figures = commands.add_parser(
+        "figures",
+        help="draw Figure 4 and one figure per theorem (PNG, PDF and JSON data)",
+        description="Compute and draw the Section 4 figures:\n\n"
+        + "\n".join(f"  {name}: {spec.description}" for name, spec in FIGURES.items())
+        + "\n\nEach is written as NAME.png, NAME.pdf and NAME.json (the numbers drawn, seed, versions, seconds).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    figures.add_argument("--out", default="figures", metavar="DIR", help="output folder, created if missing (default: figures)")
+    figures.add_argument("--only", nargs="+", metavar="NAME", choices=list(FIGURES),
+                         help="draw only these figures (default: all)")
+    figures.add_argument("--seed", type=_seed, default=0, help="seed for samples and random instances (default 0)")
+    prove = commands.add_parser(
+        "prove",
+        help="run the symbolic derivations of Theorems 1-3 (same as python -m proofs)",
+        description="Run every step of the sympy derivations of Theorems 1-3, print them, and write "
+        "them in LaTeX to proofs/PROOFS.md (or --out). Exit status 1 if any step fails.",
+    )
+    prove.add_argument("--out", metavar="PATH", help="where to write the Markdown derivation (default: proofs/PROOFS.md)")
+    prove.add_argument("--quiet", action="store_true", help="print only failures and the summary")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "figures":
+        return _figures(args)
+    if args.command == "prove":
+        return _prove(args)
+    return _check(args)
+
+
+def _figures(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    try:
+        make_figures(args.out, args.only, seed=args.seed, report=print)
+    except ImportError as error:
+        print(f"gaussfeat: error: figures need matplotlib ({error}); pip install 'matplotlib>=3.8'", file=sys.stderr)
+        return 2
+    except (GaussfeatError, OSError) as error:
+        print(f"gaussfeat: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(args.only or FIGURES)} figure(s) to {args.out} ({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def _prove(args: argparse.Namespace) -> int:
+    try:
+        from proofs.cli import main as prove
+    except ImportError as error:
+        print(f"gaussfeat: error: the proofs need sympy ({error}); pip install 'sympy>=1.12'", file=sys.stderr)
+        return 2
+    return prove([*(["--out", args.out] if args.out else []), *(["--quiet"] if args.quiet else [])])
+
+
+def _check(args: argparse.Namespace) -> int:
     instances = {"figure4": figure4(), f"random-d{args.dim}": random_instance(args.dim, args.seed)}
     results = {}
     started = time.perf_counter()

@@ -1,0 +1,5 @@
+"""``python -m proofs``: see :mod:`proofs.cli`."""
+
+from .cli import main
+
+raise SystemExit(main())
