@@ -110,7 +110,7 @@ def machine_info(threads: int) -> dict:
         "torch": _version("torch"),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--", "gaussfeat")),
+        "git_dirty": bool(_git("status", "--porcelain", "--", "gaussfeat", "empirical")),
     }
 
 
