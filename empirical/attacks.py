@@ -69,14 +69,17 @@ def pgd(
     random_start: bool = True,
     loss: Loss | None = None,
     generator: torch.Generator | None = None,
+    box: tuple[float, float] | None = (0.0, 1.0),
 ) -> Tensor:
     """Adversarial examples for ``x`` (N, C, H, W in [0, 1]) within ``norm`` distance ``eps``.
 
     The model is put in eval mode for the attack and restored after; its parameter gradients are
     left untouched. ``generator`` (on x's device) seeds the random starts. Returns x_adv, detached,
-    with x_adv in [0, 1] and ||x_adv - x|| <= eps per example.
+    with x_adv in ``box`` (default [0, 1], images; None for unbounded inputs such as Gaussian
+    samples) and ||x_adv - x|| <= eps per example.
     """
-    _validate(x, y, norm, eps, steps, step_size, restarts, random_start)
+    _validate(x, y, norm, eps, steps, step_size, restarts, random_start, box)
+    low, high = box or (-torch.inf, torch.inf)
     loss = cross_entropy if loss is None else loss
     sign = -1.0 if targeted else 1.0  # ascend sign * J
     n = len(x)
@@ -84,7 +87,7 @@ def pgd(
     labels = y.repeat(restarts) if y.dim() == 1 else y.repeat(restarts, *([1] * (y.dim() - 1)))
     # one draw per restart, in turn: restart 0 starts where a single-restart attack would
     start = origin + torch.cat([_uniform_in_ball(x, norm, eps, generator) for _ in range(restarts)]) if random_start else origin
-    current = start.clamp(0, 1)
+    current = start.clamp(low, high)
     best = current.clone()
     best_value = torch.full((len(origin),), -torch.inf, device=x.device)
     was_training = model.training
@@ -100,7 +103,7 @@ def pgd(
                 break
             (gradient,) = torch.autograd.grad(value.sum(), current)
             with torch.no_grad():
-                current = _project(current + step_size * _steepest(gradient, norm), origin, norm, eps)
+                current = _project(current + step_size * _steepest(gradient, norm), origin, norm, eps).clamp(low, high)
     finally:
         model.train(was_training)
     choice = best_value.view(restarts, n).argmax(dim=0)
@@ -121,15 +124,15 @@ def _steepest(gradient: Tensor, norm: str) -> Tensor:
 
 
 def _project(x: Tensor, origin: Tensor, norm: str, eps: float) -> Tensor:
-    """Onto the eps-ball around origin, then into [0, 1] (which keeps it in the ball: the box
-    contains origin and clipping coordinate-wise toward it never lengthens the difference)."""
+    """Onto the eps-ball around origin. The caller then clips into the box, which keeps it in the
+    ball: the box contains origin and clipping coordinate-wise toward it never lengthens the difference."""
     delta = x - origin
     if norm == "linf":
         delta = delta.clamp(-eps, eps)
     else:
         length = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
         delta = delta * (eps / length).clamp(max=1.0).view(-1, *([1] * (delta.dim() - 1)))
-    return (origin + delta).clamp(0, 1)
+    return origin + delta
 
 
 def _uniform_in_ball(x: Tensor, norm: str, eps: float, generator: torch.Generator | None) -> Tensor:
@@ -143,13 +146,13 @@ def _uniform_in_ball(x: Tensor, norm: str, eps: float, generator: torch.Generato
     return direction * radius.view(-1, *([1] * (x.dim() - 1)))
 
 
-def _validate(x, y, norm, eps, steps, step_size, restarts, random_start) -> None:
-    if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() != 4:
-        raise ValueError(f"x must be a floating-point tensor of shape (N, C, H, W), got {_shape(x)}")
+def _validate(x, y, norm, eps, steps, step_size, restarts, random_start, box) -> None:
+    if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 2:
+        raise ValueError(f"x must be a floating-point tensor of shape (N, ...), e.g. images (N, C, H, W), got {_shape(x)}")
     if not isinstance(y, Tensor) or len(y) != len(x):
         raise ValueError(f"y must be a tensor with one entry per image ({len(x)}), got {_shape(y)}")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"x must lie in [0, 1], got values in [{x.min().item():.4g}, {x.max().item():.4g}]")
+    if box is not None and x.numel() and (x.min() < box[0] or x.max() > box[1]):
+        raise ValueError(f"x must lie in [{box[0]:g}, {box[1]:g}], got values in [{x.min().item():.4g}, {x.max().item():.4g}]")
     _check_settings(norm, eps, steps, step_size, restarts, random_start)
 
 

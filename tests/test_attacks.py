@@ -119,6 +119,18 @@ def test_model_is_attacked_in_eval_mode_and_restored():
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_without_a_box_the_attack_reaches_the_unclipped_optimum_on_flat_inputs():
+    torch.manual_seed(0)
+    model = nn.Linear(5, 2)
+    x, y = 3 * torch.randn(6, 5), torch.arange(6) % 2  # far outside [0, 1]
+    u = model.weight[1] - model.weight[0]
+    logits = lambda z: model(z)  # noqa: E731
+    adversarial = pgd(model, x, y, norm="l2", eps=0.5, steps=10, step_size=0.1, random_start=False, box=None)
+    with torch.no_grad():
+        margin = lambda z: (logits(z)[:, 1] - logits(z)[:, 0]) * (2 * y - 1)  # noqa: E731
+        torch.testing.assert_close(margin(adversarial), margin(x) - 0.5 * u.norm(), rtol=1e-5, atol=1e-5)
+
+
 def test_zero_budget_returns_the_input():
     model, x = linear_model(), interior_images(3)
     torch.testing.assert_close(pgd(model, x, torch.zeros(3, dtype=torch.long), norm="l2", eps=0.0, steps=3, step_size=0.1), x)
@@ -139,7 +151,7 @@ GOOD = {"norm": "l2", "eps": 0.5, "steps": 3, "step_size": 0.1}
     "x, y, changes, message",
     [
         (torch.full((2, *SHAPE), 1.5), None, {}, r"\[0, 1\]"),
-        (torch.rand(2, 48), None, {}, "shape"),
+        (torch.rand(48), None, {}, "shape"),
         (torch.randint(0, 2, (2, *SHAPE)), None, {}, "floating-point"),
         (None, torch.zeros(3, dtype=torch.long), {}, "one entry per image"),
         (None, None, {"norm": "l1"}, "'l1'"),

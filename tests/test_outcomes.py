@@ -16,21 +16,10 @@ from empirical.data import fashion_mnist, planted, planted_features
 from empirical.evaluate import accuracy, robust_accuracy, sweep, transfer
 from empirical.train import TrainConfig, train
 
-# eps = 0.25 exceeds what moving the non-robust part to another class takes (0.2 sqrt 2 = 0.28 is
-# the distance between two classes' non-robust parts; the attack only has to cross half of it)
-# and is an eighth of the robust part's 2.
-EPS = 0.25
+EPS = 0.25  # the planted models' attack radius (conftest.py)
+ATTACK = Attack("l2", EPS, steps=10)
 STANDARD = TrainConfig(model="fast", model_options={"width": 16}, epochs=10, batch_size=128, lr=0.1, nesterov=True,
                        schedule="triangle", augment=None, seed=0)
-ROBUST = replace(STANDARD, adversary=Attack("l2", EPS, steps=3, step_size=2.5 * EPS / 3))
-ATTACK = Attack("l2", EPS, steps=10)
-
-
-@pytest.fixture(scope="module")
-def planted_models():
-    data, test = planted("train", n_train=4000), planted("test", n_test=1000)
-    return {"standard": train(STANDARD, data, progress=False).model, "robust": train(ROBUST, data, progress=False).model,
-            "test": test}
 
 
 def swap_nonrobust(images: torch.Tensor, labels: torch.Tensor, shift: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,65 @@
+"""Figures of :mod:`empirical.bridge`: the two-Gaussian study and the image models' distributions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def study_figure(study: dict) -> Figure:
+    """Alignment against eps: closed form (Theorems 2-3) beside the trained linear models and network."""
+    rows = study["rows"]
+    eps = np.array([row["eps"] for row in rows])
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    left.plot(eps, [row["closed_form"] for row in rows], "-", color="C0", label="closed form cos($\\mu^*$, $\\Sigma_r^{-1}\\mu^*$)")
+    left.plot(eps, [row["gaussian_mle"] for row in rows], "o", color="C0", markerfacecolor="none",
+              label="Gaussian MLE, adversarial training (gaussfeat)")
+    logistic = [(row["eps"], row["logistic"]) for row in rows if row["logistic"] is not None]
+    left.plot(*zip(*logistic), "s", color="C1", label="logistic regression, exact worst case")
+    median = np.array([row["network"]["median"] for row in rows])
+    spread = np.array([[row["network"]["median"] - row["network"]["q25"], row["network"]["q75"] - row["network"]["median"]]
+                       for row in rows]).T
+    left.errorbar(eps, median, yerr=spread, fmt="^", color="C2", capsize=3, label="ReLU network, PGD training (median, IQR)")
+    left.set(xlabel="$\\varepsilon$ ($\\ell_2$ radius of the adversary)", ylabel="cos(grad$_x$ margin, $m_+ - m_-$)",
+             title="gradient alignment: theory and trained models")
+    left.legend(fontsize=7.5)
+    right.plot(eps, [row["closed_form_condition"] for row in rows], "-", color="C0", label="closed form cond($\\Sigma_r$)")
+    right.plot(eps, [row["gaussian_mle_condition"] for row in rows], "o", color="C0", markerfacecolor="none",
+               label="adversarially trained Gaussian MLE")
+    right.set(xlabel="$\\varepsilon$", ylabel="condition number of the learned metric", yscale="log",
+              title="the learned metric blends with $\\ell_2$")
+    right.legend(fontsize=7.5)
+    settings = study["settings"]
+    figure.suptitle(f"Two Gaussians in d = {settings['dim']}, spectrum ~ 1/k (natural-image-like), n = {settings['samples']}",
+                    fontsize=10)
+    return figure
+
+
+def images_figure(measured: dict, title: str) -> Figure:
+    """Per model: the distributions of gradient alignment and of the perturbations' Mahalanobis/l2 ratio."""
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    for index, (name, result) in enumerate(measured["models"].items()):
+        left.hist(result["alignment_values"], bins=40, alpha=0.5, color=f"C{index}", label=name)
+        right.hist(np.log10(result["ratio_values"]), bins=40, alpha=0.5, color=f"C{index}", label=name)
+    left.set(xlabel="cos(grad$_x$ (logit$_y$ - logit$_t$), $\\mu_y - \\mu_t$)", ylabel="test images",
+             title="gradient alignment (Theorem 3)")
+    right.axvline(np.log10(measured["random_direction_ratio"]), color="black", linestyle=":",
+                  label="random direction, tr($\\Sigma^{-1}$)/d")
+    right.set(xlabel="log$_{10}$ $\\delta^T\\Sigma^{-1}\\delta / \\|\\delta\\|^2$ of the attack's perturbation",
+              title=f"misalignment (Theorem 1), shrinkage {measured['shrinkage']:.2g}")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    return figure
+
+
+def save(figure: Figure, stem: Path) -> list[Path]:
+    """PNG (150 dpi) and PDF (no creation date) beside each other."""
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    figure.savefig(paths[0], dpi=150)
+    figure.savefig(paths[1], metadata={"CreationDate": None})
+    return paths
