@@ -226,6 +226,9 @@ class BridgePreset:
     standard: TrainConfig
     attack: Attack
     examples: int = 500
+    inversion_images: int = 2000  # D_R and D_NR are built from this many training images
+    inversion_steps: int = 100  # the paper: 1000 steps of 0.1
+    inversion_step_size: float = 0.1
 
     @property
     def robust(self) -> TrainConfig:
@@ -250,5 +253,27 @@ PRESETS = {
         name="cifar10", data="cifar10-jpeg", data_options={},
         standard=TrainConfig(model="resnet18", epochs=30, batch_size=512, lr=0.2, nesterov=True, schedule="triangle",
                              label_smoothing=0.1),
-        attack=Attack("l2", 0.5, steps=10), examples=1000),
+        attack=Attack("l2", 0.5, steps=10), examples=1000, inversion_images=50_000, inversion_steps=1000),
 }
+
+
+def report_section(record: dict) -> str:
+    """Markdown for a report: per model, the medians beside the random-direction value; the study's rows."""
+    measured = record["measured"]
+    lines = ["## Bridge: Section 4's metrics on the trained models", "",
+             f"Data: {record['data']}; attack {measured['attack']['norm']} eps {measured['attack']['eps']}, "
+             f"{measured['examples']} test images; Sigma: pixel covariance, Ledoit-Wolf shrinkage {measured['shrinkage']:.3g}.", "",
+             "| model | alignment median (IQR) | Mahalanobis/l2 median | random direction |", "|---|---|---|---|"]
+    for name, m in measured["models"].items():
+        a, r = m["alignment"], m["ratio"]
+        lines.append(f"| {name} | {a['median']:.3f} ({a['q25']:.3f}-{a['q75']:.3f}) | {r['median']:.4g} | "
+                     f"{measured['random_direction_ratio']:.4g} |")
+    study = record.get("two_gaussian_study")
+    if study:
+        lines += ["", "Two-Gaussian study (alignment with m+ - m-):", "",
+                  "| eps | closed form | Gaussian MLE | logistic | network median |", "|---|---|---|---|---|"]
+        for row in study["rows"]:
+            logistic = "w = 0" if row["logistic"] is None else f"{row['logistic']:.3f}"
+            lines.append(f"| {row['eps']:g} | {row['closed_form']:.3f} | {row['gaussian_mle']:.3f} | {logistic} | "
+                         f"{row['network']['median']:.3f} |")
+    return "\n".join(lines) + "\n"

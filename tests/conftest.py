@@ -48,3 +48,19 @@ def planted_models():
     data, test = planted("train", n_train=4000), planted("test", n_test=1000)
     return {"standard": train(standard, data, progress=False).model, "robust": train(robust, data, progress=False).model,
             "train": data, "test": test}
+
+
+@pytest.fixture(scope="session")
+def retrained_models(planted_models):
+    """Standard models retrained on D_R and D_NR built (100 inversion steps) from 2000 planted images."""
+    from empirical.construct import features_dataset
+    from empirical.train import TrainConfig, train
+
+    config = TrainConfig(model="fast", model_options={"width": 16}, epochs=10, batch_size=128, lr=0.1, nesterov=True,
+                         schedule="triangle", augment=None, seed=0)
+    data = planted_models["train"].subset(2000)
+    models = {}
+    for name, source in (("D_R", planted_models["robust"]), ("D_NR", planted_models["standard"])):
+        constructed, _ = features_dataset(source, data, name=name, steps=100, step_size=0.1, progress=False)
+        models[name] = train(config, constructed, progress=False).model
+    return models

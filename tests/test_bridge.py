@@ -60,6 +60,16 @@ def test_standard_models_perturbations_lie_where_the_data_varies_less(measured):
     assert all(low * (1 - 1e-9) <= v <= high * (1 + 1e-9) for m in measured["models"].values() for v in m["ratio_values"])
 
 
+def test_models_retrained_on_robust_features_align_better_than_on_non_robust_ones(planted_models, retrained_models):
+    # the retrained models reflect their sources (Figure 2b), here through the theory's metrics
+    test = planted_models["test"]
+    measured = measure(retrained_models, planted_models["train"], test.subset(300), Attack("l2", 0.25, steps=10))
+    alignment = {name: m["alignment"]["median"] for name, m in measured["models"].items()}
+    ratio = {name: m["ratio"]["median"] for name, m in measured["models"].items()}
+    assert alignment["D_R"] > alignment["D_NR"] + 0.08
+    assert ratio["D_NR"] > ratio["D_R"]
+
+
 def test_class_means_are_the_per_class_averages(planted_models):
     data = planted_models["train"]
     means = class_means(data)
@@ -80,12 +90,18 @@ def test_the_bridge_command_writes_json_and_figures(tmp_path, monkeypatch):
 
     from empirical.cli import main
 
-    tiny = replace(bridge.PRESETS["smoke"], data_options={"n_train": 300, "n_test": 50}, examples=50,
-                   standard=replace(bridge.PRESETS["smoke"].standard, epochs=1, model_options={"width": 8}))
+    tiny = replace(bridge.PRESETS["smoke"], data_options={"n_train": 300, "n_test": 50}, examples=50, inversion_images=100,
+                   inversion_steps=3, standard=replace(bridge.PRESETS["smoke"].standard, epochs=1, model_options={"width": 8}))
     monkeypatch.setitem(bridge.PRESETS, "smoke", tiny)
-    assert main(["bridge", "--preset", "smoke", "--out", str(tmp_path), "--study-samples", "0", "--quiet"]) == 0
+    report = tmp_path / "report.md"
+    report.write_text("# Suite report\n")
+    arguments = ["bridge", "--preset", "smoke", "--out", str(tmp_path), "--study-samples", "0", "--quiet"]
+    assert main([*arguments, "--report", str(report)]) == 0
     record = json.loads((tmp_path / "bridge.json").read_text())
-    assert set(record["summary"]) == {"standard", "robust"} and record["two_gaussian_study"] is None
+    assert set(record["summary"]) == {"standard", "robust", "D_R", "D_NR"} and record["two_gaussian_study"] is None
+    assert set(record["constructions"]) == {"D_R", "D_NR"}
+    assert "## Bridge" in report.read_text() and "| D_NR |" in report.read_text()
     assert (tmp_path / "bridge_images.png").is_file() and (tmp_path / "bridge_images.pdf").is_file()
     assert (tmp_path / "models" / "robust" / "model.pt").is_file()  # a second run reuses the trained models
-    assert main(["bridge", "--preset", "smoke", "--out", str(tmp_path), "--study-samples", "0", "--quiet"]) == 0
+    assert main([*arguments, "--models", "robust"]) == 0
+    assert main([*arguments, "--report", str(tmp_path / "missing.md")]) == 2
