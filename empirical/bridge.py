@@ -226,6 +226,7 @@ class BridgePreset:
     standard: TrainConfig
     attack: Attack
     examples: int = 500
+    train_images: int | None = None  # train on the first this many (None: all)
     inversion_images: int = 2000  # D_R and D_NR are built from this many training images
     inversion_steps: int = 100  # the paper: 1000 steps of 0.1
     inversion_step_size: float = 0.1
@@ -245,7 +246,7 @@ PRESETS = {
                              schedule="triangle", augment=None),
         attack=Attack("l2", 0.25, steps=10)),
     "fashion": BridgePreset(
-        name="fashion", data="fashion-mnist", data_options={},
+        name="fashion", data="fashion-mnist", data_options={}, train_images=20_000,
         standard=TrainConfig(model="fast", model_options={"width": 16}, epochs=3, batch_size=128, lr=0.1, nesterov=True,
                              schedule="triangle", augment=None, label_smoothing=0.1),
         attack=Attack("l2", 1.0, steps=10)),

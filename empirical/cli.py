@@ -1,11 +1,10 @@
-"""Command line: ``empirical bridge`` measures Section 4's quantities on trained networks."""
+"""Command line: ``empirical run`` (the Section 3 suite) and ``empirical bridge`` (Section 4's quantities on networks)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -15,6 +14,8 @@ import torch
 
 from .bridge import PRESETS, StudySettings, measure, report_section, two_gaussian_study
 from .construct import features_dataset
+from .suite import PRESETS as SUITE_PRESETS
+from .suite import STAGES, Suite, git_commit
 from .data import load
 from .train import MODEL, load_model, train
 
@@ -23,6 +24,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="empirical", description="The deep-network side of 'Adversarial Examples Are Not "
                                      "Bugs, They Are Features': measurements on trained models.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run", help="the paper's Section 3 experiments as one resumable suite",
+        description="Build D_R, D_NR, D_rand and D_det from a standard and a robust model, retrain on each, evaluate on the "
+        "original test set, measure transfer, and write results.json, table1.md, figures and report.md to --out. "
+        "Stages are cached by a hash of their settings and inputs and resumed after interruption. Presets: "
+        + "; ".join(f"{name}: {make().description}" for name, make in SUITE_PRESETS.items()))
+    run.add_argument("--preset", choices=list(SUITE_PRESETS), default="smoke")
+    run.add_argument("--data", default=None, help="data location (the CIFAR-10 JPEG npz or cifar-10-batches-py folder)")
+    run.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<preset>)")
+    run.add_argument("--stages", nargs="+", choices=list(STAGES), default=list(STAGES),
+                     help="stages to run, with what they need (default: all)")
+    run.add_argument("--dry-run", action="store_true", help="print the plan (cached or not, cost in image passes) and stop")
+    run.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
     bridge = commands.add_parser(
         "bridge", help="theory's metrics (gradient alignment, Mahalanobis misalignment) on trained models",
         description="Train (or reuse from --out) a standard and an adversarially trained model on the preset's data, "
@@ -49,10 +64,33 @@ MODELS = ("standard", "robust", "D_R", "D_NR")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _bridge(args)
+        return _run(args) if args.command == "run" else _bridge(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"empirical: error: {error}", file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    suite = Suite(SUITE_PRESETS[args.preset](), args.out or Path("runs") / args.preset, data_path=args.data,
+                  device=args.device, progress=not args.quiet)
+    if args.dry_run:
+        for row in suite.plan():
+            print(f"{row['stage']:9s} {row['key']}  {'cached' if row['cached'] else 'to run':7s} "
+                  f"{row['image_passes']:>14,} image passes")
+        return 0
+    started = time.perf_counter()
+    log = suite.out / "suite.log"
+    suite.out.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as handle:
+        def record(line: str) -> None:
+            print(line)
+            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+            handle.flush()
+
+        suite.log = record
+        suite.run(args.stages)
+        record(f"finished in {time.perf_counter() - started:.0f} s; results in {suite.out / 'results.json'}")
+    return 0
 
 
 def _bridge(args: argparse.Namespace) -> int:
@@ -62,6 +100,8 @@ def _bridge(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     seconds = {}
     data, test = (load(preset.data, split, **preset.data_options) for split in ("train", "test"))
+    if preset.train_images is not None:
+        data = data.subset(min(preset.train_images, len(data)))
     if args.report is not None and not args.report.is_file():
         raise FileNotFoundError(f"--report {args.report} does not exist (run the suite first, or leave --report out)")
     models, constructions, reused = {}, {}, []
@@ -101,7 +141,7 @@ def _bridge(args: argparse.Namespace) -> int:
         files += save(study_figure(study), args.out / "bridge_two_gaussians")
     summary = {name: {"alignment": m["alignment"], "ratio": m["ratio"]} for name, m in measured["models"].items()}
     record = {"preset": replace(preset, standard=preset.standard.to_dict(), attack=preset.attack.to_dict()).__dict__,
-              "data": data.name, "device": device, "git": _git(), "versions": _versions(),
+              "data": data.name, "device": device, "git": git_commit(), "versions": _versions(),
               "seconds": {**seconds, "this run": time.perf_counter() - started}, "reused_models": reused,
               "constructions": constructions, "measured": measured, "summary": summary, "two_gaussian_study": study}
     (args.out / "bridge.json").write_text(json.dumps(record, indent=1) + "\n")
@@ -113,14 +153,6 @@ def _bridge(args: argparse.Namespace) -> int:
               f"Mahalanobis/l2 median {values['ratio']['median']:.3g} (random direction {measured['random_direction_ratio']:.3g})")
     print(f"wrote {args.out / 'bridge.json'} and {len(files)} figure files ({time.perf_counter() - started:.0f} s)")
     return 0
-
-
-def _git() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def _versions() -> dict:

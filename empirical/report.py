@@ -119,7 +119,8 @@ def _transfer_points(results: Mapping) -> dict[str, tuple[float, float]]:
             if entry.get("test_accuracy") is not None and entry.get("success_rate") is not None}
 
 
-def _pearson(points: Sequence[tuple[float, float]]) -> float | None:
+def pearson(points: Sequence[tuple[float, float]]) -> float | None:
+    """Pearson's r of (x, y) points; None for fewer than two or a constant coordinate."""
     if len(points) < 2:
         return None
     x, y = np.transpose(points)
@@ -129,7 +130,7 @@ def _pearson(points: Sequence[tuple[float, float]]) -> float | None:
 def correlation(results: Mapping) -> float | None:
     """The transfer correlation: the suite's, or computed from its points when it gave none."""
     given = (results.get("transfer") or {}).get("correlation")
-    return given if given is not None else _pearson(list(_transfer_points(results).values()))
+    return given if given is not None else pearson(list(_transfer_points(results).values()))
 
 
 def _finding(claim: str, holds: bool | None, evidence: str) -> Finding:
@@ -226,7 +227,7 @@ def figure3(results: Mapping, path_stem: str | Path) -> list[Path]:
     if not ours:
         return []
     paper = PAPER["figure3"]["points"]
-    r, r_paper = correlation(results), _pearson([point[1:] for point in paper.values()])
+    r, r_paper = correlation(results), pearson([point[1:] for point in paper.values()])
     series = (("ours", "ours", "tab:blue", "full", "-", (-6, 6), "right", r,
                [(ARCHITECTURES.get(name, name), 100 * x, 100 * y) for name, (x, y) in ours.items()]),
               ("paper", "paper, digitised", "0.35", "none", ":", (6, -11), "left", r_paper, list(paper.values())))
@@ -277,7 +278,8 @@ def _sweep_line(name: str, sweep: Mapping) -> str:
 def _constructions(results: Mapping) -> list[str]:
     built = results.get("constructions", {})
     distance = [[f"`{name}`", built[name].get("source", "?"),
-                 *(f"{built[name]['representation_distance'][key]:.4g}" for key in ("mean", "median", "relative_mean"))]
+                 *(f"{built[name]['representation_distance'][key]:.4g}" for key in ("mean", "median")),
+                 f"{built[name]['relative_distance']['mean']:.4g}"]
                 if name in built else [f"`{name}`", NOT_RUN, "", "", ""] for name in ("D_R", "D_NR")]
     attacks = [[f"`{name}`", built[name].get("source", "?"), _percent(built[name]["success_rate"]),
                 "**flagged**" if built[name].get("flagged") else "no"]
@@ -298,7 +300,7 @@ def _transfer(results: Mapping) -> list[str]:
     rows = [[ARCHITECTURES.get(name, name), _percent(x), _percent(y),
              *((f"{paper[name][1]:g}", f"{paper[name][2]:g}") if name in paper else ("", ""))]
             for name, (x, y) in ours.items()]
-    r, r_paper = correlation(results), _pearson([point[1:] for point in paper.values()])
+    r, r_paper = correlation(results), pearson([point[1:] for point in paper.values()])
     return [_markdown_table(["architecture", "accuracy after D_det (%)", "transfer success (%)", "paper accuracy (%)",
                              "paper success (%)"], rows), "",
             f"Correlation: {'n/a' if r is None else f'{r:.2f}'} (paper, digitised: {r_paper:.2f}; "

@@ -34,8 +34,8 @@ RESULTS = {
                "robust": {"seconds": 30.0, "key": "ffff", "cached": True}},
     "evaluation": {"eps": 0.25, "norm": "l2"},
     "constructions": {
-        "D_R": {"source": "robust", "representation_distance": {"mean": 1.5, "median": 1.2, "relative_mean": 0.1}},
-        "D_NR": {"source": "standard", "representation_distance": {"mean": 0.5, "median": 0.4, "relative_mean": 0.05}},
+        "D_R": {"source": "robust", "representation_distance": {"mean": 1.5, "median": 1.2}, "relative_distance": {"mean": 0.1}},
+        "D_NR": {"source": "standard", "representation_distance": {"mean": 0.5, "median": 0.4}, "relative_distance": {"mean": 0.05}},
         "D_rand": {"source": "standard", "success_rate": 0.97, "flagged": False},
         "D_det": {"source": "standard", "success_rate": 0.62, "flagged": True}},
     "accuracy": {
