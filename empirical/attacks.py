@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .models import evaluating
+
 NORMS = ("l2", "linf")
 Loss = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
@@ -90,9 +92,7 @@ def pgd(
     current = start.clamp(low, high)
     best = current.clone()
     best_value = torch.full((len(origin),), -torch.inf, device=x.device)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for step in range(steps + 1):
             current.requires_grad_(True)
             value = sign * loss(model, current, labels).float()
@@ -104,8 +104,6 @@ def pgd(
             (gradient,) = torch.autograd.grad(value.sum(), current)
             with torch.no_grad():
                 current = _project(current + step_size * _steepest(gradient, norm), origin, norm, eps).clamp(low, high)
-    finally:
-        model.train(was_training)
     choice = best_value.view(restarts, n).argmax(dim=0)
     return best.view(restarts, n, *x.shape[1:])[choice, torch.arange(n, device=x.device)].detach()
 

@@ -31,22 +31,20 @@ from gaussfeat.metrics import (
     shrinkage_covariance,
 )
 
-from .attacks import Attack, pgd
+from .attacks import Attack
 from .data import ImageData
+from .evaluate import adversarial_examples
+from .models import evaluating
 from .train import TrainConfig
 
 
 def margin_gradients(model: nn.Module, x: Tensor, y: Tensor, t: Tensor) -> Tensor:
     """grad_x (logit_y - logit_t) per example, flattened to (N, d); the model in eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        x = x.detach().clone().requires_grad_(True)
+    x = x.detach().clone().requires_grad_(True)
+    with evaluating(model):
         logits = model(x).float()
-        margin = logits.gather(1, y[:, None]) - logits.gather(1, t[:, None])
-        (gradient,) = torch.autograd.grad(margin.sum(), x)
-    finally:
-        model.train(was_training)
+    margin = logits.gather(1, y[:, None]) - logits.gather(1, t[:, None])
+    (gradient,) = torch.autograd.grad(margin.sum(), x)
     return gradient.flatten(1)
 
 
@@ -80,8 +78,6 @@ def alignment(model: nn.Module, data: ImageData, means: np.ndarray, *, batch_siz
 def perturbation_ratios(model: nn.Module, data: ImageData, attack: Attack, covariance: np.ndarray, *,
                         batch_size: int = 256, seed: int = 0, device=None) -> np.ndarray:
     """delta^T Sigma^-1 delta / ||delta||^2 for the attack's perturbation of each image (nonzero ones)."""
-    from .evaluate import adversarial_examples
-
     adversarial = adversarial_examples(model, data.images, data.labels, attack, batch_size=batch_size, seed=seed, device=device)
     deltas = (adversarial - data.images.cpu()).flatten(1).double().numpy()
     moved = np.linalg.norm(deltas, axis=1) > 1e-9
@@ -202,8 +198,7 @@ def _network_alignment(x: np.ndarray, y: np.ndarray, eps: float, difference: np.
         for index in torch.randperm(len(xt), generator=generator).split(settings.batch_size):
             batch, target = xt[index], labels[index]
             if attack is not None:
-                batch = pgd(model, batch, target, norm="l2", eps=eps, steps=attack.steps, step_size=2.5 * eps / attack.steps,
-                            generator=generator, box=None)
+                batch = attack.run(model, batch, target, generator, box=None)
             loss = F.cross_entropy(model(batch), target)
             optimizer.zero_grad()
             loss.backward()
@@ -234,9 +229,7 @@ class BridgePreset:
     @property
     def robust(self) -> TrainConfig:
         """The standard config with PGD adversarial training at the attack's radius."""
-        steps = 3
-        return replace(self.standard, adversary=Attack(self.attack.norm, self.attack.eps, steps=steps,
-                                                       step_size=2.5 * self.attack.eps / steps))
+        return replace(self.standard, adversary=Attack(self.attack.norm, self.attack.eps, steps=3))
 
 
 PRESETS = {

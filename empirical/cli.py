@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from dataclasses import replace
@@ -15,7 +14,8 @@ import torch
 from .bridge import PRESETS, StudySettings, measure, report_section, two_gaussian_study
 from .construct import features_dataset
 from .suite import PRESETS as SUITE_PRESETS
-from .suite import STAGES, Suite, git_commit
+from .provenance import git_commit, versions
+from .suite import STAGES, Suite
 from .data import load
 from .train import MODEL, load_model, train
 
@@ -141,7 +141,7 @@ def _bridge(args: argparse.Namespace) -> int:
         files += save(study_figure(study), args.out / "bridge_two_gaussians")
     summary = {name: {"alignment": m["alignment"], "ratio": m["ratio"]} for name, m in measured["models"].items()}
     record = {"preset": replace(preset, standard=preset.standard.to_dict(), attack=preset.attack.to_dict()).__dict__,
-              "data": data.name, "device": device, "git": git_commit(), "versions": _versions(),
+              "data": data.name, "device": device, "git": git_commit(), "versions": versions(),
               "seconds": {**seconds, "this run": time.perf_counter() - started}, "reused_models": reused,
               "constructions": constructions, "measured": measured, "summary": summary, "two_gaussian_study": study}
     (args.out / "bridge.json").write_text(json.dumps(record, indent=1) + "\n")
@@ -153,9 +153,3 @@ def _bridge(args: argparse.Namespace) -> int:
               f"Mahalanobis/l2 median {values['ratio']['median']:.3g} (random direction {measured['random_direction_ratio']:.3g})")
     print(f"wrote {args.out / 'bridge.json'} and {len(files)} figure files ({time.perf_counter() - started:.0f} s)")
     return 0
-
-
-def _versions() -> dict:
-    import numpy
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}

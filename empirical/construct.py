@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .attacks import distance, pgd
 from .data import ImageData
 from .evaluate import predict
+from .models import evaluating
 
 STARTS = ("image", "noise")
 MODES = ("rand", "det")
@@ -46,19 +47,19 @@ def invert(model: nn.Module, images: Tensor, starts: Tensor, *, steps: int, step
         raise ValueError(f"images and starts must have the same shape, got {tuple(images.shape)} and {tuple(starts.shape)}")
     device = torch.device(device or next(model.parameters()).device)
     unbounded = math.sqrt(images[0].numel())  # the diameter of [0, 1]^d: no constraint
-    model.eval()
     results, distances, relative = [], [], []
-    for start in tqdm(range(0, len(images), batch_size), desc="invert", disable=not progress, leave=False):
-        x, x0 = images[start:start + batch_size].to(device), starts[start:start + batch_size].to(device)
-        with torch.no_grad():
-            target = model.features(x).float()
-        found = pgd(model, x0, target, norm="l2", eps=unbounded, steps=steps, step_size=step_size, targeted=True,
-                    random_start=False, loss=representation_distance)
-        with torch.no_grad():
-            gap = representation_distance(model, found, target)
-        results.append(found.cpu())
-        distances.append(gap.cpu())
-        relative.append((gap / target.flatten(1).norm(dim=1).clamp_min(1e-12)).cpu())
+    with evaluating(model):
+        for start in tqdm(range(0, len(images), batch_size), desc="invert", disable=not progress, leave=False):
+            x, x0 = images[start:start + batch_size].to(device), starts[start:start + batch_size].to(device)
+            with torch.no_grad():
+                target = model.features(x).float()
+            found = pgd(model, x0, target, norm="l2", eps=unbounded, steps=steps, step_size=step_size, targeted=True,
+                        random_start=False, loss=representation_distance)
+            with torch.no_grad():
+                gap = representation_distance(model, found, target)
+            results.append(found.cpu())
+            distances.append(gap.cpu())
+            relative.append((gap / target.flatten(1).norm(dim=1).clamp_min(1e-12)).cpu())
     return torch.cat(results), torch.cat(distances), torch.cat(relative)
 
 
@@ -98,13 +99,12 @@ def relabelled_dataset(model: nn.Module, data: ImageData, *, mode: str, eps: flo
     else:
         targets = (labels + 1) % classes
     device = torch.device(device or next(model.parameters()).device)
-    model.eval()
     adversarial = []
     for start in tqdm(range(0, len(data), batch_size), desc=f"D_{mode}", disable=not progress, leave=False):
         x = data.images[start:start + batch_size].to(device)
         t = targets[start:start + batch_size].to(device)
         adversarial.append(pgd(model, x, t, norm="l2", eps=eps, steps=steps, step_size=step_size, targeted=True,
-                               random_start=False).cpu())
+                               random_start=False).cpu())  # pgd attacks in eval mode
     images = torch.cat(adversarial)
     reached = predict(model, images, device=device) == targets
     success = float(reached.float().mean())

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .attacks import Attack
+from .models import evaluating
 
 
 def _batches(*tensors: Tensor, batch_size: int, device):
@@ -27,12 +28,8 @@ def _batches(*tensors: Tensor, batch_size: int, device):
 def predict(model: nn.Module, images: Tensor, *, batch_size: int = 512, device=None) -> Tensor:
     """The model's predicted class per image, in eval mode (restored after)."""
     device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return torch.cat([model(x).argmax(dim=1).cpu() for (x,) in _batches(images, batch_size=batch_size, device=device)])
-    finally:
-        model.train(was_training)
 
 
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor, *, batch_size: int = 512, device=None) -> float:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -26,6 +24,7 @@ from .attacks import Attack
 from .construct import features_dataset, relabelled_dataset
 from .data import ImageData, load
 from .evaluate import accuracy, robust_accuracy, sweep, transfer
+from .provenance import git_commit, versions
 from .report import pearson, write_report
 from .train import MODEL, TrainConfig, load_checkpoint, load_model, save_checkpoint, train
 
@@ -271,7 +270,7 @@ class Suite:
             "preset": self.preset.name, "settings": _plain(self.preset),
             "data": {"name": train_data.name, "train": len(train_data), "test": len(test_data), "classes": train_data.num_classes},
             "git": git_commit(), "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
-            "versions": {"python": platform.python_version(), "torch": torch.__version__},
+            "versions": versions(),
             "stages": {s: {"seconds": stages[s]["seconds"], "key": self.keys[s], "cached": False} for s in stages},
             "evaluation": {"norm": self.preset.evaluation.norm, "eps": self.preset.evaluation.eps},
             "constructions": {s: stages[s] for s in CONSTRUCTED if s in stages},
@@ -299,12 +298,3 @@ def _with_dependencies(stages) -> set[str]:
             wanted.add(stage)
             todo.extend(d for d in DEPENDS[stage] if d != "report")
     return wanted
-
-
-def git_commit() -> str | None:
-    """The checkout's HEAD commit, or None outside a git checkout."""
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None

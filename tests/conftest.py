@@ -36,15 +36,12 @@ def planted_models():
     classes' non-robust parts are 0.2 sqrt 2 = 0.28 apart; the attack crosses half of that) and is an
     eighth of the robust part's 2.
     """
-    from dataclasses import replace
-
-    from empirical.attacks import Attack
+    from empirical.bridge import PRESETS
     from empirical.data import planted
-    from empirical.train import TrainConfig, train
+    from empirical.train import train
 
-    standard = TrainConfig(model="fast", model_options={"width": 16}, epochs=10, batch_size=128, lr=0.1, nesterov=True,
-                           schedule="triangle", augment=None, seed=0)
-    robust = replace(standard, adversary=Attack("l2", 0.25, steps=3, step_size=2.5 * 0.25 / 3))
+    smoke = PRESETS["smoke"]  # fast net, width 16, 10 epochs; robust: 3-step PGD at l2 0.25
+    standard, robust = smoke.standard, smoke.robust
     data, test = planted("train", n_train=4000), planted("test", n_test=1000)
     return {"standard": train(standard, data, progress=False).model, "robust": train(robust, data, progress=False).model,
             "train": data, "test": test}
@@ -53,11 +50,11 @@ def planted_models():
 @pytest.fixture(scope="session")
 def retrained_models(planted_models):
     """Standard models retrained on D_R and D_NR built (100 inversion steps) from 2000 planted images."""
+    from empirical.bridge import PRESETS
     from empirical.construct import features_dataset
-    from empirical.train import TrainConfig, train
+    from empirical.train import train
 
-    config = TrainConfig(model="fast", model_options={"width": 16}, epochs=10, batch_size=128, lr=0.1, nesterov=True,
-                         schedule="triangle", augment=None, seed=0)
+    config = PRESETS["smoke"].standard
     data = planted_models["train"].subset(2000)
     models = {}
     for name, source in (("D_R", planted_models["robust"]), ("D_NR", planted_models["standard"])):

@@ -14,12 +14,12 @@ import torch
 from empirical.attacks import Attack, distance, pgd
 from empirical.data import fashion_mnist, planted, planted_features
 from empirical.evaluate import accuracy, robust_accuracy, sweep, transfer
+from empirical.bridge import PRESETS
 from empirical.train import TrainConfig, train
 
 EPS = 0.25  # the planted models' attack radius (conftest.py)
 ATTACK = Attack("l2", EPS, steps=10)
-STANDARD = TrainConfig(model="fast", model_options={"width": 16}, epochs=10, batch_size=128, lr=0.1, nesterov=True,
-                       schedule="triangle", augment=None, seed=0)
+STANDARD = PRESETS["smoke"].standard  # the planted_models' standard config (conftest.py)
 
 
 def swap_nonrobust(images: torch.Tensor, labels: torch.Tensor, shift: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
