@@ -3,11 +3,16 @@
 * :mod:`empirical.data` — images as float tensors in [0, 1] (NCHW) with labels: CIFAR-10 (official
   batches, the JPEG q75 re-encode, the exact prefix), Fashion-MNIST, and the planted-features set
   with ground truth; batching with augmentation on the data's device.
-* :mod:`empirical.models` — ResNet-18/50, VGG-16, DenseNet-121, an Inception-style net and a fast
-  net, normalisation inside, ``features(x)`` for the penultimate layer; ``build(name)``.
+* :mod:`empirical.models` — ResNet-18/50, VGG-16, DenseNet-121, an Inception-style net, a fast
+  net and an MLP, normalisation inside, ``features(x)`` for the penultimate layer; ``build(name)``.
 * :mod:`empirical.attacks` — l2/linf PGD with batched fresh restarts, targeted mode and a loss hook.
 * :mod:`empirical.train` — standard and adversarial training; checkpoints that resume exactly.
 * :mod:`empirical.evaluate` — clean and robust accuracy, the attack-strength sweep, transfer.
+* :mod:`empirical.construct` — D_R/D_NR by representation inversion, D_rand/D_det by targeted PGD.
+* :mod:`empirical.suite` — the Section 3 experiments as cached, resumable stages; presets.
+* :mod:`empirical.report` — Table 1, Figures 2 and 3 and report.md beside the paper's numbers.
+* :mod:`empirical.bridge` — the theory's metrics (alignment, Mahalanobis ratio) on trained networks.
+* :mod:`empirical.distributed` — torchrun: DDP training and work sharded by image.
 """
 
 from .attacks import Attack, pgd

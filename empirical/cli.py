@@ -13,10 +13,11 @@ import torch
 
 from .bridge import PRESETS, StudySettings, measure, report_section, two_gaussian_study
 from .construct import features_dataset
-from .suite import PRESETS as SUITE_PRESETS
-from .provenance import git_commit, versions
-from .suite import STAGES, Suite
 from .data import load
+from .distributed import is_main, teardown, world
+from .provenance import git_commit, versions
+from .suite import PRESETS as SUITE_PRESETS
+from .suite import STAGES, Suite
 from .train import MODEL, load_model, train
 
 
@@ -28,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="the paper's Section 3 experiments as one resumable suite",
         description="Build D_R, D_NR, D_rand and D_det from a standard and a robust model, retrain on each, evaluate on the "
         "original test set, measure transfer, and write results.json, table1.md, figures and report.md to --out. "
-        "Stages are cached by a hash of their settings and inputs and resumed after interruption. Presets: "
+        "Stages are cached by a hash of their settings and inputs and resumed after interruption. Under "
+        "'torchrun --nproc_per_node=N -m empirical run ...' the stages run on N processes (DDP training, sharded "
+        "construction and evaluation). Presets: "
         + "; ".join(f"{name}: {make().description}" for name, make in SUITE_PRESETS.items()))
     run.add_argument("--preset", choices=list(SUITE_PRESETS), default="smoke")
     run.add_argument("--data", default=None, help="data location (the CIFAR-10 JPEG npz or cifar-10-batches-py folder)")
@@ -68,17 +71,24 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"empirical: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        teardown()  # leave the torchrun process group, if any
 
 
 def _run(args: argparse.Namespace) -> int:
     suite = Suite(SUITE_PRESETS[args.preset](), args.out or Path("runs") / args.preset, data_path=args.data,
                   device=args.device, progress=not args.quiet)
     if args.dry_run:
-        for row in suite.plan():
+        plan = suite.plan()
+        for row in plan:
             print(f"{row['stage']:9s} {row['key']}  {'cached' if row['cached'] else 'to run':7s} "
                   f"{row['image_passes']:>14,} image passes")
+        print(f"{'total':9s} {'':16s}  {'to run':7s} {sum(r['image_passes'] for r in plan if not r['cached']):>14,} image passes")
         return 0
     started = time.perf_counter()
+    if not is_main():  # under torchrun, process 0 logs and writes
+        suite.run(args.stages)
+        return 0
     log = suite.out / "suite.log"
     suite.out.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as handle:
@@ -89,7 +99,8 @@ def _run(args: argparse.Namespace) -> int:
 
         suite.log = record
         suite.run(args.stages)
-        record(f"finished in {time.perf_counter() - started:.0f} s; results in {suite.out / 'results.json'}")
+        record(f"finished in {time.perf_counter() - started:.0f} s on {world()[1]} process(es); "
+               f"results in {suite.out / 'results.json'}")
     return 0
 
 

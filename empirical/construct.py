@@ -8,7 +8,9 @@
   against a standard model, t uniform over the classes (D_rand) or t = y + 1 mod C (D_det),
   no random start (the paper's library); the pair is (x_adv, t).
 
-Both are deterministic given ``seed`` and return the images as float tensors (never rounded to
+Both are deterministic given ``seed``; under torchrun the images are split across the processes
+(:func:`empirical.distributed.sharded`), with the random choices (starts, targets) made for the
+whole set first, so a sharded construction equals a single-process one. Both and return the images as float tensors (never rounded to
 uint8, which changes results) with statistics: representation distances, or the attack success.
 """
 
@@ -22,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .attacks import distance, pgd
 from .data import ImageData
+from .distributed import sharded
 from .evaluate import predict
 from .models import evaluating
 
@@ -47,10 +50,11 @@ def invert(model: nn.Module, images: Tensor, starts: Tensor, *, steps: int, step
         raise ValueError(f"images and starts must have the same shape, got {tuple(images.shape)} and {tuple(starts.shape)}")
     device = torch.device(device or next(model.parameters()).device)
     unbounded = math.sqrt(images[0].numel())  # the diameter of [0, 1]^d: no constraint
-    results, distances, relative = [], [], []
-    with evaluating(model):
-        for start in tqdm(range(0, len(images), batch_size), desc="invert", disable=not progress, leave=False):
-            x, x0 = images[start:start + batch_size].to(device), starts[start:start + batch_size].to(device)
+
+    def invert_part(images_part: Tensor, starts_part: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        results, distances, relative = [images_part[:0]], [images_part.new_zeros(0)], [images_part.new_zeros(0)]
+        for start in tqdm(range(0, len(images_part), batch_size), desc="invert", disable=not progress, leave=False):
+            x, x0 = images_part[start:start + batch_size].to(device), starts_part[start:start + batch_size].to(device)
             with torch.no_grad():
                 target = model.features(x).float()
             found = pgd(model, x0, target, norm="l2", eps=unbounded, steps=steps, step_size=step_size, targeted=True,
@@ -60,7 +64,10 @@ def invert(model: nn.Module, images: Tensor, starts: Tensor, *, steps: int, step
             results.append(found.cpu())
             distances.append(gap.cpu())
             relative.append((gap / target.flatten(1).norm(dim=1).clamp_min(1e-12)).cpu())
-    return torch.cat(results), torch.cat(distances), torch.cat(relative)
+        return torch.cat(results), torch.cat(distances), torch.cat(relative)
+
+    with evaluating(model):
+        return sharded(invert_part, images.cpu(), starts.cpu())
 
 
 def features_dataset(model: nn.Module, data: ImageData, *, name: str, steps: int = 1000, step_size: float = 0.1,
@@ -99,13 +106,17 @@ def relabelled_dataset(model: nn.Module, data: ImageData, *, mode: str, eps: flo
     else:
         targets = (labels + 1) % classes
     device = torch.device(device or next(model.parameters()).device)
-    adversarial = []
-    for start in tqdm(range(0, len(data), batch_size), desc=f"D_{mode}", disable=not progress, leave=False):
-        x = data.images[start:start + batch_size].to(device)
-        t = targets[start:start + batch_size].to(device)
-        adversarial.append(pgd(model, x, t, norm="l2", eps=eps, steps=steps, step_size=step_size, targeted=True,
-                               random_start=False).cpu())  # pgd attacks in eval mode
-    images = torch.cat(adversarial)
+
+    def attack_part(images_part: Tensor, targets_part: Tensor) -> Tensor:
+        adversarial = [images_part[:0]]
+        for start in tqdm(range(0, len(images_part), batch_size), desc=f"D_{mode}", disable=not progress, leave=False):
+            x = images_part[start:start + batch_size].to(device)
+            t = targets_part[start:start + batch_size].to(device)
+            adversarial.append(pgd(model, x, t, norm="l2", eps=eps, steps=steps, step_size=step_size, targeted=True,
+                                   random_start=False).cpu())  # pgd attacks in eval mode
+        return torch.cat(adversarial)
+
+    images = sharded(attack_part, data.images.cpu(), targets)
     reached = predict(model, images, device=device) == targets
     success = float(reached.float().mean())
     constructed = ImageData(images, targets, data.classes, f"D_{mode} of {data.name}",

@@ -619,6 +619,23 @@ class PlantedFeatures:
         r, n = (t.reshape(cfg.num_classes, -1).to(x.device) for t in (self.robust, self.nonrobust))
         return TemplateContent(flat @ r.T.to(flat.dtype), flat @ n.T.to(flat.dtype))
 
+    def agreement(self, images: torch.Tensor | ImageData, labels: torch.Tensor) -> dict[str, float]:
+        """How much each planted part of ``images`` speaks for ``labels`` (the paper's usefulness of a feature).
+
+        ``{robust,nonrobust}_points_to_label``: the fraction of images whose part points to their label
+        (argmax of its coefficients); ``{robust,nonrobust}_coefficient``: the mean coefficient on the
+        label's template (a, b in the natural images).
+        """
+        content = self.content(images)
+        labels = torch.as_tensor(labels).to(content.robust.device)
+        if labels.shape != content.robust.shape[:1]:
+            raise ValueError(f"labels must have shape ({len(content.robust)},), got {tuple(labels.shape)}")
+        result = {}
+        for part, coefficients in (("robust", content.robust), ("nonrobust", content.nonrobust)):
+            result[f"{part}_points_to_label"] = float((coefficients.argmax(1) == labels).float().mean())
+            result[f"{part}_coefficient"] = float(coefficients.gather(1, labels[:, None]).mean())
+        return result
+
     def sample(self, split: str) -> tuple[ImageData, TemplateContent]:
         """The ``split`` images and their planted coefficients (before pixel noise and clipping)."""
         split = _check_split(split)

@@ -1,5 +1,8 @@
 """Clean and robust accuracy, the attack-strength sweep, and transfer between models.
 
+Under torchrun, every function here splits the images across the processes
+(:func:`empirical.distributed.sharded`) and returns the whole result on each.
+
 Robust accuracy is the fraction of examples still classified correctly after an untargeted PGD
 attack (:func:`empirical.attacks.pgd`). Because a weak attack overstates robustness, :func:`sweep`
 runs the attack with more steps and restarts and reports where the accuracy stops falling.
@@ -11,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .attacks import Attack
+from .distributed import sharded, world
 from .models import evaluating
 
 
@@ -28,8 +32,13 @@ def _batches(*tensors: Tensor, batch_size: int, device):
 def predict(model: nn.Module, images: Tensor, *, batch_size: int = 512, device=None) -> Tensor:
     """The model's predicted class per image, in eval mode (restored after)."""
     device = device or next(model.parameters()).device
+
+    def classify(part: Tensor) -> Tensor:
+        return torch.cat([torch.empty(0, dtype=torch.long)] +
+                         [model(x).argmax(dim=1).cpu() for (x,) in _batches(part, batch_size=batch_size, device=device)])
+
     with evaluating(model):
-        return torch.cat([model(x).argmax(dim=1).cpu() for (x,) in _batches(images, batch_size=batch_size, device=device)])
+        return sharded(classify, images)
 
 
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor, *, batch_size: int = 512, device=None) -> float:
@@ -41,10 +50,15 @@ def accuracy(model: nn.Module, images: Tensor, labels: Tensor, *, batch_size: in
 
 def adversarial_examples(model: nn.Module, images: Tensor, labels: Tensor, attack: Attack, *, batch_size: int = 256,
                          seed: int = 0, device=None, **options) -> Tensor:
-    """Attack every image in batches; returns the adversarial images on the CPU. Seeded per call."""
+    """Attack every image in batches; returns the adversarial images on the CPU. Seeded per call (and process)."""
     device = torch.device(device or next(model.parameters()).device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    return torch.cat([attack.run(model, x, y, generator, **options).cpu() for x, y in _batches(images, labels, batch_size=batch_size, device=device)])
+    generator = torch.Generator(device=device).manual_seed(seed + 1_000_003 * world()[0])
+
+    def attack_part(x_part: Tensor, y_part: Tensor) -> Tensor:
+        return torch.cat([x_part[:0].cpu()] + [attack.run(model, x, y, generator, **options).cpu()
+                                               for x, y in _batches(x_part, y_part, batch_size=batch_size, device=device)])
+
+    return sharded(attack_part, images, labels)
 
 
 def robust_accuracy(model: nn.Module, images: Tensor, labels: Tensor, attack: Attack, *, batch_size: int = 256,

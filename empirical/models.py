@@ -7,6 +7,7 @@ matches) and to logits with `forward(x) = head(features(x))`. Build one by name:
 
     model = build("resnet18")                                  # CIFAR-10 normalisation
     model = build("fast", in_channels=1, mean=[0.13], std=[0.31], width=32)
+    model = build("mlp", size=16, width=256)                  # 3x16x16 inputs only
 
 Parameter counts are for 10 classes and 3x32x32 inputs; they do not depend on the input size.
 The CIFAR variants follow the paper's library (MadryLab/robustness, `cifar_models/`): 3x3 stems,
@@ -22,10 +23,14 @@ is cancelled by the BatchNorm; 4,224 fewer parameters).
 | vgg16       | VGG-16 with BatchNorm, one linear classifier            | 14,724,042 |      512 |
 | densenet121 | DenseNet-121, growth 32, compression 0.5                |  6,956,298 |     1024 |
 | inception   | GoogLeNet (Inception v1) for CIFAR, 5x5 as two 3x3      |  6,158,346 |     1024 |
+| mlp         | flatten, two ReLU layers of `width` (256); size `size`   |    855,050 |      256 |
 
 The robustness library's `inception` is a CIFAR Inception-v3; ours is the smaller GoogLeNet layout
 common in CIFAR code (e.g. kuangliu/pytorch-cifar). The fast net is airbench94's network
 (KellerJordan/cifar10-airbench); train it with its recipe and call `fit_whitening` first.
+The mlp (for the planted-features data) is the one model tied to an input size (`size`, default
+32): its first layer sees every pixel, so its input gradients stay in the span of what it was
+trained on; the convolutional nets' do not (see empirical.suite's smoke preset).
 """
 
 from __future__ import annotations
@@ -354,6 +359,26 @@ def fit_whitening(model: Classifier, images: Tensor, eps: float = 5e-4) -> None:
 Parts = tuple[nn.Sequential, nn.Linear]
 
 
+class Pixels(nn.Flatten):
+    """Flatten (N, C, size, size) images to (N, C size^2), refusing any other shape by name."""
+
+    def __init__(self, in_channels: int, size: int) -> None:
+        super().__init__()
+        self.shape = (in_channels, size, size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if tuple(x.shape[1:]) != self.shape:
+            raise ValueError(f"this mlp takes images of shape (N, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}; "
+                             f"build it with size={x.shape[-1]} for those")
+        return super().forward(x)
+
+
+def _mlp(in_channels: int, num_classes: int, size: int = 32, width: int = 256) -> Parts:
+    body = nn.Sequential(Pixels(in_channels, size), nn.Linear(in_channels * size * size, width), nn.ReLU(),
+                         nn.Linear(width, width), nn.ReLU())
+    return body, nn.Linear(width, num_classes)
+
+
 def _fast(in_channels: int, num_classes: int, width: int = 64) -> Parts:
     """airbench scales the logits by 1/9 and has no output bias."""
     return _fast_body(in_channels, width), ScaledLinear(4 * width, num_classes, scale=1 / 9)
@@ -387,6 +412,7 @@ MODELS: dict[str, Callable[..., Parts]] = {
     "vgg16": _vgg16,
     "densenet121": _densenet121,
     "inception": _googlenet,
+    "mlp": _mlp,
 }
 
 
@@ -407,7 +433,8 @@ def build(
     """The classifier `name` (see `available()`), freshly initialised from torch's global RNG.
 
     mean and std (one value per channel) default to CIFAR-10's when in_channels is 3 and must
-    be given otherwise. options: `width` for "fast" (first block width, default 64); the other
+    be given otherwise. options: `width` for "fast" (first block width, default 64); `size` (input
+    height = width, default 32) and `width` (hidden units, default 256) for "mlp"; the other
     architectures take none.
     """
     if name not in MODELS:

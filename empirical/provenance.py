@@ -11,12 +11,17 @@ import torch
 
 
 def git_commit() -> str | None:
-    """The checkout's HEAD commit, or None outside a git checkout."""
+    """The checkout's HEAD commit, with "-dirty" appended when tracked files differ from it; None outside git."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
+        head = _git("rev-parse", "HEAD").stdout.strip()
+        changed = _git("status", "--porcelain", "--untracked-files=no").stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+    return f"{head}-dirty" if changed else head
+
+
+def _git(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *arguments], capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
 
 
 def versions() -> dict[str, str]:

@@ -159,6 +159,16 @@ def findings(results: Mapping) -> list[Finding]:
     return found
 
 
+def _relabelling_line(results: Mapping) -> list[str]:
+    """How often the D_det model names y + 1: what D_det's robust features (which say y) were relabelled to."""
+    follows = _measure(results, "D_det", "follows_relabelling")
+    if follows is None:
+        return []
+    return [f"The model trained on `D_det` classifies {_percent(follows)}% of the original test images as y + 1, the "
+            "label D_det pairs with class y's robust features; a model that learned D_det's non-robust features "
+            "instead classifies them as y (the accuracy above).", ""]
+
+
 def _save(figure: Figure, path_stem: str | Path) -> list[Path]:
     paths = [Path(f"{path_stem}.png"), Path(f"{path_stem}.pdf")]
     paths[0].parent.mkdir(parents=True, exist_ok=True)
@@ -290,7 +300,25 @@ def _constructions(results: Mapping) -> list[str]:
             _markdown_table(["training set", "source model", "mean", "median", "relative mean"], distance), "",
             "Targeted attacks: fraction of images the source model assigns to the new label.", "",
             _markdown_table(["training set", "source model", "success rate (%)", "flagged"], attacks), "",
-            f"Flagged constructions: {', '.join(f'`{name}`' for name in flagged) if flagged else 'none'}."]
+            f"Flagged constructions: {', '.join(f'`{name}`' for name in flagged) if flagged else 'none'}.",
+            *_ground_truth(built)]
+
+
+def _ground_truth(built: Mapping) -> list[str]:
+    """On the planted data: which planted part points to each constructed set's labels."""
+    planted = {name: entry["planted"] for name, entry in built.items() if "planted" in entry}
+    if not planted:
+        return []
+    rows = [[f"`{name}`", *(_percent(record[which][f"{part}_points_to_label"]) for which in ("constructed", "original")
+                            for part in ("robust", "nonrobust")),
+             *(f"{record['constructed'][f'{part}_coefficient']:.3f}" for part in ("robust", "nonrobust"))]
+            for name, record in planted.items()]
+    return ["", "Ground truth (planted data): the fraction of images whose robust / non-robust planted part points to "
+            "the set's label, in the constructed images and in the original images they came from (with the same "
+            "labels), and the mean coefficient on the label's templates in the constructed images (natural images: "
+            "the template norms).", "",
+            _markdown_table(["training set", "robust -> label (%)", "non-robust -> label (%)", "original: robust (%)",
+                             "original: non-robust (%)", "robust coefficient", "non-robust coefficient"], rows)]
 
 
 def _transfer(results: Mapping) -> list[str]:
@@ -321,7 +349,7 @@ def report_markdown(results: Mapping, figures: Sequence[str | Path] = ()) -> str
     lines = [*_header(results),
              "## Table 1: standard training on non-robust features generalises", "",
              f"Test accuracy on the original test set; chance is {chance:.1f}%. Flag: more than {TOLERANCE:g} points "
-             "from the paper's CIFAR-10 number.", "", table1(results), "",
+             "from the paper's CIFAR-10 number.", "", table1(results), "", *_relabelling_line(results),
              "## Figure 2b: clean and robust accuracy on the original test set", "",
              f"Robust accuracy under {evaluation.get('norm', '?')} PGD at eps = {evaluation.get('eps', '?')}.", "",
              _markdown_table(["training set", "accuracy", "ours (%)", "paper (%)", "difference (points)", "flag"],

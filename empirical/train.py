@@ -12,6 +12,10 @@ same steps as an uninterrupted one (bit-identical on CPU; on CUDA up to cuDNN's 
 Checkpoints are plain ``torch.save`` dicts of tensors and numbers (loadable with
 ``weights_only=True``), written atomically, with a ``.sha256`` file beside each that is checked
 on load. On CUDA, the forward and backward passes run in bf16 autocast on channels_last tensors.
+
+Under torchrun (:mod:`empirical.distributed`) the model is wrapped in DistributedDataParallel and
+each process trains on a contiguous slice of every global batch (``batch_size`` stays the global
+batch; batch-norm statistics are per process); process 0 writes the checkpoints.
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .attacks import Attack
 from .data import Augment, Batches, ImageData
+from .distributed import all_sum, barrier, is_main, shard, world
 from .evaluate import accuracy
 from .models import build, fit_whitening
 
@@ -160,6 +166,8 @@ def train(
     model = build(**build_arguments).to(device, memory_format=torch.channels_last if cuda else torch.preserve_format)
     if config.model == "fast":
         fit_whitening(model, data.images[:WHITENING_IMAGES])
+    rank, processes = world()
+    network = model if processes == 1 else DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
                                 weight_decay=config.weight_decay)
     batches = Batches(data, config.batch_size, shuffle=True, augment=config.augment,
@@ -173,12 +181,13 @@ def train(
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
-    totals = torch.tensor(state["totals"], dtype=torch.float64, device=device)  # loss sum, correct, seen (no per-step sync)
+    # loss sum, correct, seen (no per-step sync); a checkpoint holds process 0's, so the others restart theirs
+    totals = torch.tensor(state["totals"] if rank == 0 else [0.0, 0.0, 0.0], dtype=torch.float64, device=device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
     started, last_save = time.perf_counter() - state["seconds"], time.perf_counter()
 
     def save() -> None:
-        if out is not None:
+        if out is not None and is_main():
             state.update(seconds=time.perf_counter() - started, totals=totals.tolist())
             save_checkpoint(out / CHECKPOINT, {"config": config.to_dict(), "build": build_arguments, "model": model.state_dict(),
                                                "optimizer": optimizer.state_dict(), "state": state})
@@ -191,17 +200,21 @@ def train(
             for index, (x, y) in enumerate(batches.epoch(epoch)):
                 if index < state["batch"]:
                     continue  # replayed to keep the epoch's random stream; already trained on
+                if processes > 1:
+                    part = shard(len(y))
+                    x, y = x[part], y[part]
                 step = epoch * len(batches) + index
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(config, step, len(batches))
                 if cuda:
                     x = x.contiguous(memory_format=torch.channels_last)
                 if config.adversary is not None:
-                    generator = torch.Generator(device=device).manual_seed(_batch_seed(config.seed, epoch, index))
+                    seed = _batch_seed(config.seed, epoch, index) + (rank << 56)  # each process its own starts
+                    generator = torch.Generator(device=device).manual_seed(seed)
                     with autocast:
                         x = config.adversary.run(model, x, y, generator)
                 with autocast:
-                    logits = model(x)
+                    logits = network(x)
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -223,7 +236,7 @@ def train(
                     save()
                     last_save = time.perf_counter()
             bar.close()
-            loss_sum, correct, seen = totals.tolist()
+            loss_sum, correct, seen = all_sum(totals).tolist()
             record = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": correct / seen,
                       "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
             if test is not None:
@@ -235,10 +248,11 @@ def train(
             last_save = time.perf_counter()
     seconds = time.perf_counter() - started
     model.eval()
-    if out is not None:
+    if out is not None and is_main():
         save_checkpoint(out / MODEL, {"config": config.to_dict(), "build": build_arguments, "model": model.state_dict()})
         (out / "history.json").write_text(json.dumps({"config": config.to_dict(), "data": data.name, "device": str(device),
-                                                      "seconds": seconds, "history": state["history"]}, indent=1) + "\n")
+                                                      "processes": processes, "seconds": seconds, "history": state["history"]}, indent=1) + "\n")
+    barrier()  # the files exist for every process
     return TrainResult(model, config, state["history"], seconds)
 
 

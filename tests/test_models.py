@@ -28,8 +28,13 @@ import torch.nn.functional as F
 from empirical import models
 from empirical.models import Classifier, build, fit_whitening
 
-NAMES = models.available()
+NAMES = tuple(name for name in models.available() if name != "mlp")  # the conv nets: any input size >= 16
 GRAY = {"in_channels": 1, "mean": [0.1307], "std": [0.3081]}  # MNIST-like 1-channel statistics
+
+def mlp_parameters(size: int, width: int, channels: int) -> int:
+    """Two weight matrices and biases to `width` hidden units, then the 10-class head."""
+    return channels * size * size * width + width + width * width + width + width * 10 + 10
+
 
 REFERENCE = {  # name: (reference count, relative tolerance); sources in the module docstring
     "fast": (1_972_792, 0.0),
@@ -38,6 +43,7 @@ REFERENCE = {  # name: (reference count, relative tolerance); sources in the mod
     "vgg16": (14_728_266, 0.001),
     "densenet121": (6_956_298, 0.0),
     "inception": (6_200_000, 0.01),
+    "mlp": (mlp_parameters(32, 256, 3), 0.0),  # default size and width
 }
 
 
@@ -70,8 +76,22 @@ def images(*shape: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_registry_lists_the_papers_architectures_and_the_fast_net():
-    assert set(NAMES) == {"fast", "resnet18", "resnet50", "vgg16", "densenet121", "inception"}
-    assert set(models.MODELS) == set(NAMES)
+    assert set(models.available()) == {"fast", "resnet18", "resnet50", "vgg16", "densenet121", "inception", "mlp"}
+    assert set(models.MODELS) == set(models.available())
+
+
+def test_mlp_is_built_for_one_input_size_and_names_the_one_it_takes():
+    model = build("mlp", size=16, width=32, in_channels=1, mean=[0.5], std=[0.25]).eval()
+    x = images(2, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model.head(model.features(x)), rtol=0, atol=0)
+    assert model.feature_dim == 32 and sum(p.numel() for p in model.parameters()) == mlp_parameters(16, 32, 1)
+    with pytest.raises(ValueError, match=r"\(N, 1, 16, 16\).*size=28"):
+        model(images(2, 1, 28, 28))
+
+
+def test_mlp_parameter_count_is_documented():
+    assert sum(p.numel() for p in build("mlp").parameters()) == documented_counts()["mlp"] == REFERENCE["mlp"][0]
 
 
 # --- shapes and the features/head split ----------------------------------------------------------
