@@ -587,3 +587,19 @@ def test_gpu_batches_equal_cpu_batches():
     features = D.planted_features()
     on_gpu = features.content(planted.to("cuda")).robust
     assert on_gpu.is_cuda and torch.allclose(on_gpu.cpu(), features.content(planted).robust, atol=1e-4)
+
+
+def test_agreement_on_natural_images_is_each_parts_closed_form_accuracy_and_template_norm(planted):
+    """agreement(): the robust part points to the label as often as the Bayes rule from it alone
+    (PlantedConfig.accuracy), the non-robust part almost always; the label's coefficients are a and b."""
+    features, data, _ = planted
+    found, config = features.agreement(data, data.labels), features.config
+    se = math.sqrt(0.25 / len(data))
+    assert abs(found["robust_points_to_label"] - config.accuracy("robust")) < 4 * se
+    assert found["nonrobust_points_to_label"] > 0.999
+    assert found["robust_coefficient"] == pytest.approx(config.robust_norm, abs=0.05)
+    assert found["nonrobust_coefficient"] == pytest.approx(config.nonrobust_norm, abs=0.005)
+    shifted = features.agreement(data, (data.labels + 1) % config.num_classes)
+    assert shifted["robust_points_to_label"] < 0.1 and shifted["nonrobust_points_to_label"] < 0.001
+    with pytest.raises(ValueError, match=r"labels must have shape \(4000,\)"):
+        features.agreement(data, data.labels[:10])
