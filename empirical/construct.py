@@ -8,10 +8,11 @@
   against a standard model, t uniform over the classes (D_rand) or t = y + 1 mod C (D_det),
   no random start (the paper's library); the pair is (x_adv, t).
 
-Both are deterministic given ``seed``; under torchrun the images are split across the processes
-(:func:`empirical.distributed.sharded`), with the random choices (starts, targets) made for the
-whole set first, so a sharded construction equals a single-process one. Both and return the images as float tensors (never rounded to
+Both are deterministic given ``seed`` and return the images as float tensors (never rounded to
 uint8, which changes results) with statistics: representation distances, or the attack success.
+Under torchrun the images are split across the processes (:func:`empirical.distributed.sharded`)
+after the random choices (starts, targets) are made for the whole set, so a sharded construction
+equals a single-process one.
 """
 
 from __future__ import annotations

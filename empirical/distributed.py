@@ -73,6 +73,11 @@ def barrier() -> None:
         dist.barrier()
 
 
+def process_seed(seed: int) -> int:
+    """A seed of this process's own, derived from ``seed`` (``seed`` itself for process 0)."""
+    return seed + (world()[0] << 56)
+
+
 def shard(count: int) -> slice:
     """This process's contiguous share of ``count`` items (shares differ in size by at most one)."""
     rank, size = world()

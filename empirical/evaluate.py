@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .attacks import Attack
-from .distributed import sharded, world
+from .distributed import process_seed, sharded
 from .models import evaluating
 
 
@@ -52,7 +52,7 @@ def adversarial_examples(model: nn.Module, images: Tensor, labels: Tensor, attac
                          seed: int = 0, device=None, **options) -> Tensor:
     """Attack every image in batches; returns the adversarial images on the CPU. Seeded per call (and process)."""
     device = torch.device(device or next(model.parameters()).device)
-    generator = torch.Generator(device=device).manual_seed(seed + 1_000_003 * world()[0])
+    generator = torch.Generator(device=device).manual_seed(process_seed(seed))
 
     def attack_part(x_part: Tensor, y_part: Tensor) -> Tensor:
         return torch.cat([x_part[:0].cpu()] + [attack.run(model, x, y, generator, **options).cpu()

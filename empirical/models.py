@@ -23,7 +23,7 @@ is cancelled by the BatchNorm; 4,224 fewer parameters).
 | vgg16       | VGG-16 with BatchNorm, one linear classifier            | 14,724,042 |      512 |
 | densenet121 | DenseNet-121, growth 32, compression 0.5                |  6,956,298 |     1024 |
 | inception   | GoogLeNet (Inception v1) for CIFAR, 5x5 as two 3x3      |  6,158,346 |     1024 |
-| mlp         | flatten, two ReLU layers of `width` (256); size `size`   |    855,050 |      256 |
+| mlp         | flatten, two ReLU layers of `width` (256), input `size` |    855,050 |      256 |
 
 The robustness library's `inception` is a CIFAR Inception-v3; ours is the smaller GoogLeNet layout
 common in CIFAR code (e.g. kuangliu/pytorch-cifar). The fast net is airbench94's network

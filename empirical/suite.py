@@ -28,7 +28,7 @@ from .attacks import Attack
 from .construct import features_dataset, relabelled_dataset
 from .data import ImageData, load, planted_features
 from .distributed import barrier, is_main, setup, world
-from .evaluate import accuracy, robust_accuracy, sweep, transfer
+from .evaluate import predict, robust_accuracy, sweep, transfer
 from .provenance import git_commit, versions
 from .report import pearson, write_report
 from .train import MODEL, TrainConfig, load_checkpoint, load_model, save_checkpoint, train
@@ -265,11 +265,18 @@ class Suite:
     def _model(self, stage: str) -> torch.nn.Module:
         return load_model(self.folder(stage) / "train" / MODEL, self.device)[0]
 
-    def _train_and_evaluate(self, config: TrainConfig, data: ImageData, folder: Path, *, sweep_it: bool = False) -> dict:
+    def _train_and_evaluate(self, config: TrainConfig, data: ImageData, folder: Path, *, sweep_it: bool = False,
+                            relabelled: bool = False) -> dict:
+        """Train, then clean and robust accuracy on the original test set (and the sweep; with ``relabelled``,
+        how often the model names y + 1: D_det pairs class y's robust features with y + 1)."""
         model = train(config, data, out=folder / "train", device=self.device, progress=self.progress).model
         test = self.data[1]
-        result = {"clean": accuracy(model, test.images, test.labels, device=self.device),
+        predictions = predict(model, test.images, device=self.device)
+        result = {"clean": float((predictions == test.labels).float().mean()),
                   "robust": robust_accuracy(model, test.images, test.labels, self.preset.evaluation, device=self.device)}
+        if relabelled:
+            shifted = (test.labels + 1) % data.num_classes
+            result["follows_relabelling"] = float((predictions == shifted).float().mean())
         if sweep_it and self.preset.sweep:
             result["sweep"] = sweep(model, test.images, test.labels, norm=self.preset.evaluation.norm,
                                     eps=self.preset.evaluation.eps, device=self.device, **self.preset.sweep)
@@ -305,14 +312,9 @@ class Suite:
         return ImageData(saved["images"], saved["labels"], tuple(saved["classes"]), saved["name"], saved["source"])
 
     def _run_retrain(self, folder: Path) -> dict:
-        results = {name: {"training": "standard", **self._train_and_evaluate(self.preset.retrain[name], self.constructed(name),
-                                                                              folder / name)}
-                   for name in CONSTRUCTED}
-        # D_det's robust features say y while its labels say y + 1: a model that learned them names y + 1
-        test, classes = self.data[1], self.data[0].num_classes
-        model = load_model(folder / "D_det" / "train" / MODEL, self.device)[0]
-        results["D_det"]["follows_relabelling"] = accuracy(model, test.images, (test.labels + 1) % classes, device=self.device)
-        return results
+        return {name: {"training": "standard", **self._train_and_evaluate(self.preset.retrain[name], self.constructed(name),
+                                                                           folder / name, relabelled=name == "D_det")}
+                for name in CONSTRUCTED}
 
     def _run_transfer(self, folder: Path) -> dict:
         source, test, det = self._model("standard"), self.data[1], self.constructed("D_det")
@@ -321,7 +323,7 @@ class Suite:
             config = replace(self.preset.retrain["D_det"], model=name, model_options=options)
             model = train(config, det, out=folder / name, device=self.device, progress=self.progress).model
             moved = transfer(source, model, test.images, test.labels, self.preset.transfer_attack, device=self.device)
-            architectures[name] = {"test_accuracy": accuracy(model, test.images, test.labels, device=self.device),
+            architectures[name] = {"test_accuracy": moved["target_clean_correct"] / moved["images"],
                                    "success_rate": moved["success_rate"], "details": moved}
         points = [(a["test_accuracy"], a["success_rate"]) for a in architectures.values()]
         return {"architectures": architectures, "correlation": pearson(points)}

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from .attacks import Attack
 from .data import Augment, Batches, ImageData
-from .distributed import all_sum, barrier, is_main, shard, world
+from .distributed import all_sum, barrier, is_main, process_seed, shard, world
 from .evaluate import accuracy
 from .models import build, fit_whitening
 
@@ -166,7 +166,7 @@ def train(
     model = build(**build_arguments).to(device, memory_format=torch.channels_last if cuda else torch.preserve_format)
     if config.model == "fast":
         fit_whitening(model, data.images[:WHITENING_IMAGES])
-    rank, processes = world()
+    processes = world()[1]
     network = model if processes == 1 else DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
                                 weight_decay=config.weight_decay)
@@ -182,7 +182,7 @@ def train(
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
     # loss sum, correct, seen (no per-step sync); a checkpoint holds process 0's, so the others restart theirs
-    totals = torch.tensor(state["totals"] if rank == 0 else [0.0, 0.0, 0.0], dtype=torch.float64, device=device)
+    totals = torch.tensor(state["totals"] if is_main() else [0.0, 0.0, 0.0], dtype=torch.float64, device=device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
     started, last_save = time.perf_counter() - state["seconds"], time.perf_counter()
 
@@ -200,16 +200,15 @@ def train(
             for index, (x, y) in enumerate(batches.epoch(epoch)):
                 if index < state["batch"]:
                     continue  # replayed to keep the epoch's random stream; already trained on
-                if processes > 1:
-                    part = shard(len(y))
-                    x, y = x[part], y[part]
+                part = shard(len(y))  # the whole batch in one process
+                x, y = x[part], y[part]
                 step = epoch * len(batches) + index
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(config, step, len(batches))
                 if cuda:
                     x = x.contiguous(memory_format=torch.channels_last)
                 if config.adversary is not None:
-                    seed = _batch_seed(config.seed, epoch, index) + (rank << 56)  # each process its own starts
+                    seed = process_seed(_batch_seed(config.seed, epoch, index))  # each process its own starts
                     generator = torch.Generator(device=device).manual_seed(seed)
                     with autocast:
                         x = config.adversary.run(model, x, y, generator)

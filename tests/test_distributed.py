@@ -62,13 +62,14 @@ def test_ddp_training_keeps_the_processes_weights_identical(two_processes):
 
 
 def test_sharded_constructions_equal_single_process_ones(two_processes):
-    suite = Suite(tiny(), two_processes / "suite", device="cpu", progress=False)
-    train_data = load("planted", "train", **tiny().data_options)
+    preset = tiny()
+    suite = Suite(preset, two_processes / "suite", device="cpu", progress=False)
+    train_data = load("planted", "train", **preset.data_options)
     standard = load_model(suite.folder("standard") / "train" / "model.pt")[0]
     robust = load_model(suite.folder("robust") / "train" / "model.pt")[0]
-    single = {"D_R": features_dataset(robust, train_data, name="D_R", progress=False, **tiny().inversion)[0],
-              "D_det": relabelled_dataset(standard, train_data, mode="det", progress=False, **tiny().relabel)[0],
-              "D_rand": relabelled_dataset(standard, train_data, mode="rand", progress=False, **tiny().relabel)[0]}
+    single = {"D_R": features_dataset(robust, train_data, name="D_R", progress=False, **preset.inversion)[0],
+              "D_det": relabelled_dataset(standard, train_data, mode="det", progress=False, **preset.relabel)[0],
+              "D_rand": relabelled_dataset(standard, train_data, mode="rand", progress=False, **preset.relabel)[0]}
     for name, expected in single.items():
         saved = load_checkpoint(suite.folder(name) / "data.pt")
         assert torch.equal(saved["labels"], expected.labels), name
