@@ -43,7 +43,7 @@ def one(architecture: str, robust_noise: float, seed: int) -> dict:
     source = train(source_config, train_data, progress=False).model
     row = {"architecture": architecture, "robust_noise": robust_noise, "seed": seed,
            "source_clean": accuracy(source, test.images, test.labels),
-           "source_robust": robust_accuracy(source, test.images[:500], test.labels[:500], smoke.evaluation)}
+           "source_robust": robust_accuracy(source, test.images[:500], test.labels[:500], smoke.evaluation.paper)}
     for mode in ("rand", "det"):
         constructed, stats = relabelled_dataset(source, train_data, mode=mode, progress=False, **smoke.relabel)
         after = features.agreement(constructed.images, constructed.labels)

@@ -72,7 +72,7 @@ results = {"device": torch.cuda.get_device_name() if cuda else "cpu", "rows": []
 if cuda:
     base = TrainConfig(batch_size=512, lr=0.2, augment=Augment())
     for name in ("resnet18", "resnet50"):
-        for adversary in (None, Attack("l2", 0.5, steps=7, step_size=0.1, random_start=False)):
+        for adversary in (None, Attack("l2", 0.5, steps=7, step_size=0.1, random_start=False, loss="ce", targets=0)):
             results["rows"].append(training_rate(replace(base, model=name, adversary=adversary)))
     standard18 = next(r for r in results["rows"] if r["model"] == "resnet18" and r["adversary"] is None)
     results["resnet18_epoch_seconds_50000"] = 50_000 / standard18["images_per_second"]
@@ -86,7 +86,7 @@ if cuda:
 else:
     config = TrainConfig(model="fast", batch_size=128, lr=0.1, augment=Augment())
     results["rows"].append(training_rate(config))
-    results["rows"].append(attack_rate("fast", Attack("l2", 0.5, steps=10), 128))
+    results["rows"].append(attack_rate("fast", Attack.paper("l2", 0.5, steps=10), 128))
 
 for row in results["rows"]:
     what = f"PGD-{row['attack']['steps']} attack" if "attack" in row else (

@@ -5,9 +5,13 @@
   with ground truth; batching with augmentation on the data's device.
 * :mod:`empirical.models` — ResNet-18/50, VGG-16, DenseNet-121, an Inception-style net, a fast
   net and an MLP, normalisation inside, ``features(x)`` for the penultimate layer; ``build(name)``.
-* :mod:`empirical.attacks` — l2/linf PGD with batched fresh restarts, targeted mode and a loss hook.
+* :mod:`empirical.attacks` — l2/linf PGD with batched fresh restarts, targeted mode and a loss hook;
+  the project's multi-targeted margin PGD and the paper's convention.
+* :mod:`empirical.evaluation_of_record` — AutoAttack (the authors' package), the evaluation of record.
+* :mod:`empirical.sanity` — the flags that say when a robust accuracy should not be trusted.
 * :mod:`empirical.train` — standard and adversarial training; checkpoints that resume exactly.
-* :mod:`empirical.evaluate` — clean and robust accuracy, the attack-strength sweep, transfer.
+* :mod:`empirical.evaluate` — clean and robust accuracy, the evaluation of record (three attacks and
+  the flags), the attack-strength sweep, transfer.
 * :mod:`empirical.construct` — D_R/D_NR by representation inversion, D_rand/D_det by targeted PGD.
 * :mod:`empirical.suite` — the Section 3 experiments as cached, resumable stages; presets.
 * :mod:`empirical.report` — Table 1, Figures 2 and 3 and report.md beside the paper's numbers.
@@ -17,7 +21,8 @@
 
 from .attacks import Attack, pgd
 from .data import Augment, Batches, ImageData, load, planted, planted_features
-from .evaluate import accuracy, robust_accuracy, sweep, transfer
+from .evaluation_of_record import autoattack
+from .evaluate import Evaluation, accuracy, evaluate, robust_accuracy, sweep, transfer
 from .models import available, build
 from .train import TrainConfig, load_model, train
 
@@ -25,11 +30,14 @@ __all__ = [
     "Attack",
     "Augment",
     "Batches",
+    "Evaluation",
     "ImageData",
     "TrainConfig",
     "accuracy",
+    "autoattack",
     "available",
     "build",
+    "evaluate",
     "load",
     "load_model",
     "pgd",

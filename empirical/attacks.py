@@ -8,6 +8,15 @@ inversion). Each step moves by ``step_size`` along the steepest ascent direction
 
 Restarts run as one batch, each from a fresh uniform draw in the ball, and the best iterate of
 every example over all steps and restarts is returned (best = largest J, or smallest if targeted).
+
+:class:`Attack` holds an attack's settings. Its defaults are the project's PGD evaluation: the
+margin loss toward each of the 9 classes the model ranks highest after the label, in turn (the
+multi-targeted attack of Gowal et al. 2019, the white-box half of AutoAttack), 25 steps of eps / 4.
+A step that does not shrink with the step count makes the path grow with it, and from the same
+start a longer run continues the shorter one's trajectory, so more steps never weaken a run. The
+paper's convention (Madry et al.; its robustness library), cross-entropy with steps of
+2.5 eps / steps, is :meth:`Attack.paper`: its path is 2.5 eps whatever the step count, so more
+steps never help it (benchmarks/evaluation_of_record.py measures both against AutoAttack).
 """
 
 from __future__ import annotations
@@ -22,31 +31,80 @@ from torch import Tensor, nn
 from .models import evaluating
 
 NORMS = ("l2", "linf")
+LOSSES = ("ce", "margin")
 Loss = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
 class Attack:
-    """A PGD attack's settings: the threat model (norm, eps) and its strength (steps, restarts).
+    """A PGD attack's settings: the threat model (norm, eps), its objective and its strength.
 
-    ``step_size`` defaults to 2.5 eps / steps, so the iterates can cross the ball (Madry et al.).
+    ``loss``: "ce" (cross-entropy of the label) or "margin" (max_{j != y} z_j - z_y on the logits z,
+    Carlini and Wagner). ``targets`` = k > 0 runs the attack once per target class t, the k classes
+    the model ranks highest after y on the clean image, each run ascending the targeted loss
+    (z_t - z_y, or -cross-entropy of t) on the images no earlier run misclassified; k = 0 is the
+    untargeted attack. ``step_size`` None is eps / 4 per step, whatever ``steps``.
     """
 
     norm: str
     eps: float
-    steps: int = 20
+    steps: int = 25
     restarts: int = 1
     step_size: float | None = None
     random_start: bool = True
+    loss: str = "margin"
+    targets: int = 9
 
     def __post_init__(self) -> None:
         _check_settings(self.norm, self.eps, self.steps, self.step_size or 0.0, self.restarts, self.random_start)
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if isinstance(self.targets, bool) or not isinstance(self.targets, int) or self.targets < 0:
+            raise ValueError(f"targets must be an integer >= 0, got {self.targets!r}")
+
+    @classmethod
+    def paper(cls, norm: str, eps: float, steps: int = 20, restarts: int = 1, random_start: bool = True) -> Attack:
+        """The paper's PGD: untargeted cross-entropy, steps of 2.5 eps / steps (Madry et al.; robustness library)."""
+        step_size = 2.5 * eps / max(steps, 1) if isinstance(steps, int) and isinstance(eps, (int, float)) else None
+        return cls(norm, eps, steps, restarts, step_size, random_start, loss="ce", targets=0)
+
+    @property
+    def step(self) -> float:
+        """The step length: ``step_size``, or eps / 4."""
+        return self.eps / 4 if self.step_size is None else self.step_size
 
     def run(self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None, **options) -> Tensor:
-        """pgd with these settings; ``options`` (targeted, loss) pass through."""
-        step = 2.5 * self.eps / max(self.steps, 1) if self.step_size is None else self.step_size
-        return pgd(model, x, y, norm=self.norm, eps=self.eps, steps=self.steps, step_size=step, restarts=self.restarts,
-                   random_start=self.random_start, generator=generator, **options)
+        """Adversarial examples for ``x`` with these settings; ``options`` (targeted, loss, box) pass to pgd.
+
+        With ``targets`` > 0 an example's result is its first run's that the model misclassifies, else
+        the one with the largest margin max_{j != y} z_j - z_y. Targets choose their own classes, so
+        they take neither ``targeted`` nor a ``loss`` hook.
+        """
+        settings = {"norm": self.norm, "eps": self.eps, "steps": self.steps, "step_size": self.step,
+                    "restarts": self.restarts, "random_start": self.random_start, "generator": generator}
+        if self.targets == 0:
+            loss = options.pop("loss", None) or (cross_entropy if self.loss == "ce" else margin)
+            return pgd(model, x, y, loss=loss, **settings, **options)
+        if {"targeted", "loss"} & set(options):
+            raise ValueError(f"an Attack with targets={self.targets} picks its own target classes; "
+                             "use targets=0 for a targeted attack or a loss hook")
+        _validate(x, y, **{k: v for k, v in settings.items() if k != "generator"}, box=options.get("box", (0.0, 1.0)))
+        with torch.no_grad(), evaluating(model):
+            order = _others(model(x).float(), y).argsort(dim=1, descending=True)
+            best, best_margin = x.detach().clone(), margin(model, x, y)
+        toward = targeted_cross_entropy if self.loss == "ce" else targeted_margin
+        for rank in range(min(self.targets, order.shape[1] - 1)):
+            left = best_margin <= 0  # not yet misclassified
+            if not left.any():
+                break
+            pair = torch.stack([y[left], order[left, rank]], dim=1)
+            found = pgd(model, x[left], pair, loss=toward, **settings, **options)
+            with torch.no_grad(), evaluating(model):
+                found_margin = margin(model, found, y[left])
+            better = found_margin > best_margin[left]
+            index = left.nonzero()[:, 0][better]
+            best[index], best_margin[index] = found[better], found_margin[better]
+        return best
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,6 +113,28 @@ class Attack:
 def cross_entropy(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """Per-example cross-entropy of ``model(x)`` against labels ``y``."""
     return F.cross_entropy(model(x).float(), y, reduction="none")
+
+
+def margin(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """max_{j != y} z_j - z_y on the logits z = model(x): positive exactly when x is misclassified."""
+    logits = model(x).float()
+    return _others(logits, y).amax(dim=1) - logits.gather(1, y[:, None])[:, 0]
+
+
+def targeted_margin(model: nn.Module, x: Tensor, pair: Tensor) -> Tensor:
+    """z_t - z_y for rows (y, t) of ``pair``: ascending it moves x from class y toward t."""
+    logits = model(x).float()
+    return logits.gather(1, pair[:, 1:2])[:, 0] - logits.gather(1, pair[:, :1])[:, 0]
+
+
+def targeted_cross_entropy(model: nn.Module, x: Tensor, pair: Tensor) -> Tensor:
+    """-cross-entropy of t for rows (y, t) of ``pair``."""
+    return -F.cross_entropy(model(x).float(), pair[:, 1], reduction="none")
+
+
+def _others(logits: Tensor, y: Tensor) -> Tensor:
+    """The logits with each row's label entry set to -inf."""
+    return logits.scatter(1, y[:, None], -torch.inf)
 
 
 def pgd(

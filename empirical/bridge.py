@@ -33,7 +33,7 @@ from gaussfeat.metrics import (
 
 from .attacks import Attack
 from .data import ImageData
-from .evaluate import adversarial_examples
+from .evaluate import Evaluation, adversarial_examples
 from .models import evaluating
 from .train import TrainConfig
 
@@ -193,7 +193,7 @@ def _network_alignment(x: np.ndarray, y: np.ndarray, eps: float, difference: np.
     model = nn.Sequential(nn.Linear(x.shape[1], settings.hidden), nn.ReLU(), nn.Linear(settings.hidden, 2))
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     generator = torch.Generator().manual_seed(settings.seed)
-    attack = Attack("l2", eps, steps=settings.pgd_steps) if eps > 0 else None
+    attack = Attack.paper("l2", eps, steps=settings.pgd_steps) if eps > 0 else None
     for _ in range(settings.epochs):
         for index in torch.randperm(len(xt), generator=generator).split(settings.batch_size):
             batch, target = xt[index], labels[index]
@@ -213,13 +213,16 @@ def _network_alignment(x: np.ndarray, y: np.ndarray, eps: float, difference: np.
 
 @dataclass(frozen=True)
 class BridgePreset:
-    """What `empirical bridge` trains and measures on: data, the two models, the attack."""
+    """What `empirical bridge` trains and measures on: data, the two models, the attack whose
+    perturbations are measured (the loss-maximising adversary of Theorem 1: untargeted cross-entropy),
+    and the evaluation of each model's robustness (on the same ``examples`` test images)."""
 
     name: str
     data: str
     data_options: dict
     standard: TrainConfig
     attack: Attack
+    evaluation: Evaluation
     examples: int = 500
     train_images: int | None = None  # train on the first this many (None: all)
     inversion_images: int = 2000  # D_R and D_NR are built from this many training images
@@ -229,7 +232,7 @@ class BridgePreset:
     @property
     def robust(self) -> TrainConfig:
         """The standard config with PGD adversarial training at the attack's radius."""
-        return replace(self.standard, adversary=Attack(self.attack.norm, self.attack.eps, steps=3))
+        return replace(self.standard, adversary=Attack.paper(self.attack.norm, self.attack.eps, steps=3))
 
 
 PRESETS = {
@@ -237,17 +240,18 @@ PRESETS = {
         name="smoke", data="planted", data_options={"n_train": 4000, "n_test": 1000},
         standard=TrainConfig(model="fast", model_options={"width": 16}, epochs=10, batch_size=128, lr=0.1, nesterov=True,
                              schedule="triangle", augment=None),
-        attack=Attack("l2", 0.25, steps=10)),
+        attack=Attack("l2", 0.25, steps=10, loss="ce", targets=0), evaluation=Evaluation("l2", 0.25, paper_steps=10)),
     "fashion": BridgePreset(
         name="fashion", data="fashion-mnist", data_options={}, train_images=20_000,
         standard=TrainConfig(model="fast", model_options={"width": 16}, epochs=3, batch_size=128, lr=0.1, nesterov=True,
                              schedule="triangle", augment=None, label_smoothing=0.1),
-        attack=Attack("l2", 1.0, steps=10)),
+        attack=Attack("l2", 1.0, steps=10, loss="ce", targets=0), evaluation=Evaluation("l2", 1.0, paper_steps=10)),
     "cifar10": BridgePreset(
         name="cifar10", data="cifar10-jpeg", data_options={},
         standard=TrainConfig(model="resnet18", epochs=30, batch_size=512, lr=0.2, nesterov=True, schedule="triangle",
                              label_smoothing=0.1),
-        attack=Attack("l2", 0.5, steps=10), examples=1000, inversion_images=50_000, inversion_steps=1000),
+        attack=Attack("l2", 0.5, steps=10, loss="ce", targets=0), evaluation=Evaluation("l2", 0.5, paper_steps=20),
+        examples=1000, inversion_images=50_000, inversion_steps=1000),
 }
 
 
@@ -262,6 +266,15 @@ def report_section(record: dict) -> str:
         a, r = m["alignment"], m["ratio"]
         lines.append(f"| {name} | {a['median']:.3f} ({a['q25']:.3f}-{a['q75']:.3f}) | {r['median']:.4g} | "
                      f"{measured['random_direction_ratio']:.4g} |")
+    robustness = record.get("robustness") or {}
+    if robustness:
+        lines += ["", f"Robustness of the same models on the same images ({measured['attack']['norm']} eps "
+                  f"{next(iter(robustness.values()))['autoattack']['eps']:g}; AutoAttack is the number of record):", "",
+                  "| model | clean | paper's PGD | PGD | AutoAttack | flags |", "|---|---|---|---|---|---|"]
+        for name, r in robustness.items():
+            names = ", ".join(f"`{flag['name']}`" for flag in r["flags"]) or "none"
+            lines.append(f"| {name} | {100 * r['clean']:.1f} | {100 * r['paper_pgd']['accuracy']:.1f} | "
+                         f"{100 * r['pgd']['accuracy']:.1f} | {100 * r['autoattack']['robust']:.1f} | {names} |")
     study = record.get("two_gaussian_study")
     if study:
         lines += ["", "Two-Gaussian study (alignment with m+ - m-):", "",

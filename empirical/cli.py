@@ -15,6 +15,7 @@ from .bridge import PRESETS, StudySettings, measure, report_section, two_gaussia
 from .construct import features_dataset
 from .data import load
 from .distributed import is_main, teardown, world
+from .evaluate import evaluate
 from .provenance import git_commit, versions
 from .suite import PRESETS as SUITE_PRESETS
 from .suite import STAGES, Suite
@@ -27,8 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
         "run", help="the paper's Section 3 experiments as one resumable suite",
-        description="Build D_R, D_NR, D_rand and D_det from a standard and a robust model, retrain on each, evaluate on the "
-        "original test set, measure transfer, and write results.json, table1.md, figures and report.md to --out. "
+        description="Build D_R, D_NR, D_rand and D_det from a standard and a robust model, retrain on each, evaluate every "
+        "model on the original test set (clean; robust under the paper's PGD, the project's PGD and AutoAttack, the "
+        "number of record, with sanity flags), measure transfer, and write results.json, table1.md, figures and "
+        "report.md to --out. "
         "Stages are cached by a hash of their settings and inputs and resumed after interruption. Under "
         "'torchrun --nproc_per_node=N -m empirical run ...' the stages run on N processes (DDP training, sharded "
         "construction and evaluation). Presets: "
@@ -44,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     bridge = commands.add_parser(
         "bridge", help="theory's metrics (gradient alignment, Mahalanobis misalignment) on trained models",
         description="Train (or reuse from --out) a standard and an adversarially trained model on the preset's data, "
-        "measure the gradient alignment and the Mahalanobis/l2 ratio of adversarial perturbations on test images, "
-        "and run the two-Gaussian study (closed form against trained linear models and a small network). "
+        "measure the gradient alignment and the Mahalanobis/l2 ratio of adversarial perturbations on test images "
+        "and each model's robustness (the paper's PGD, the project's PGD and AutoAttack), and run the two-Gaussian study (closed form against trained linear models and a small network). "
         "Writes bridge.json and figures to --out. Presets: " + "; ".join(
             f"{name}: {preset.data} with {preset.standard.model}, l2 eps {preset.attack.eps}" for name, preset in PRESETS.items()))
     bridge.add_argument("--preset", choices=list(PRESETS), default="smoke", help="data and models (default: smoke, CPU)")
@@ -136,8 +139,14 @@ def _bridge(args: argparse.Namespace) -> int:
             seconds[f"model {name}"] = time.perf_counter() - begun
     models = {name: model for name, model in models.items() if name in args.models}
     begun = time.perf_counter()
-    measured = measure(models, data, test.subset(min(preset.examples, len(test))), preset.attack, device=device)
+    examples = test.subset(min(preset.examples, len(test)))
+    measured = measure(models, data, examples, preset.attack, device=device)
     seconds["measure"] = time.perf_counter() - begun
+    begun = time.perf_counter()
+    robustness = {name: evaluate(model, examples.images, examples.labels, preset.evaluation, device=device,
+                                 state=args.out / "models" / name / "autoattack.json", progress=not args.quiet)
+                  for name, model in models.items()}
+    seconds["evaluate"] = time.perf_counter() - begun
     study = None
     if args.study_samples > 0:
         begun = time.perf_counter()
@@ -151,16 +160,20 @@ def _bridge(args: argparse.Namespace) -> int:
     if study is not None:
         files += save(study_figure(study), args.out / "bridge_two_gaussians")
     summary = {name: {"alignment": m["alignment"], "ratio": m["ratio"]} for name, m in measured["models"].items()}
-    record = {"preset": replace(preset, standard=preset.standard.to_dict(), attack=preset.attack.to_dict()).__dict__,
+    record = {"preset": replace(preset, standard=preset.standard.to_dict(), attack=preset.attack.to_dict(),
+                                evaluation=preset.evaluation.to_dict()).__dict__,
               "data": data.name, "device": device, "git": git_commit(), "versions": versions(),
               "seconds": {**seconds, "this run": time.perf_counter() - started}, "reused_models": reused,
-              "constructions": constructions, "measured": measured, "summary": summary, "two_gaussian_study": study}
+              "constructions": constructions, "measured": measured, "summary": summary, "robustness": robustness,
+              "two_gaussian_study": study}
     (args.out / "bridge.json").write_text(json.dumps(record, indent=1) + "\n")
     if args.report is not None:
         with open(args.report, "a", encoding="utf-8") as handle:
             handle.write("\n" + report_section(record))
     for name, values in summary.items():
         print(f"{name:9s} alignment median {values['alignment']['median']:.3f}   "
-              f"Mahalanobis/l2 median {values['ratio']['median']:.3g} (random direction {measured['random_direction_ratio']:.3g})")
+              f"Mahalanobis/l2 median {values['ratio']['median']:.3g} (random direction {measured['random_direction_ratio']:.3g})   "
+              f"robust {100 * robustness[name]['autoattack']['robust']:.1f}% (AutoAttack), "
+              f"{100 * robustness[name]['paper_pgd']['accuracy']:.1f}% (paper's PGD)")
     print(f"wrote {args.out / 'bridge.json'} and {len(files)} figure files ({time.perf_counter() - started:.0f} s)")
     return 0

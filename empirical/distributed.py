@@ -129,3 +129,13 @@ def all_sum(values: Tensor) -> Tensor:
     total = values.to(device).clone()
     dist.all_reduce(total)
     return total.to(values.device)
+
+
+def gather_objects(value: object) -> list:
+    """Every process's ``value`` (picklable), in rank order; ``[value]`` for one process."""
+    size = world()[1]
+    if size == 1:
+        return [value]
+    found: list = [None] * size
+    dist.all_gather_object(found, value)
+    return found

@@ -1,21 +1,30 @@
-"""Clean and robust accuracy, the attack-strength sweep, and transfer between models.
+"""Clean and robust accuracy, the evaluation of record, the attack-strength sweep, and transfer.
 
 Under torchrun, every function here splits the images across the processes
 (:func:`empirical.distributed.sharded`) and returns the whole result on each.
 
-Robust accuracy is the fraction of examples still classified correctly after an untargeted PGD
-attack (:func:`empirical.attacks.pgd`). Because a weak attack overstates robustness, :func:`sweep`
-runs the attack with more steps and restarts and reports where the accuracy stops falling.
+Robust accuracy is the fraction of examples still classified correctly after an attack
+(:class:`empirical.attacks.Attack`). A weak attack overstates robustness, so :func:`evaluate`
+measures a model three ways on the same images: the paper's PGD convention, the project's PGD,
+and AutoAttack (:mod:`empirical.evaluation_of_record`), the number of record; with the sanity flags of
+:mod:`empirical.sanity`. :func:`sweep` runs the project's PGD with more steps and restarts and
+reports where its accuracy stops falling, and how far that is from AutoAttack's.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from .attacks import Attack
+from .evaluation_of_record import VERSIONS, autoattack
 from .distributed import process_seed, sharded
 from .models import evaluating
+from .sanity import flags, zero_gradient_count
 
 
 def _batches(*tensors: Tensor, batch_size: int, device):
@@ -68,14 +77,17 @@ def robust_accuracy(model: nn.Module, images: Tensor, labels: Tensor, attack: At
     return accuracy(model, adversarial, labels, batch_size=batch_size, device=device)
 
 
-def sweep(model: nn.Module, images: Tensor, labels: Tensor, *, norm: str, eps: float, steps=(10, 20, 50, 100),
-          restarts=(1, 4), tolerance: float = 0.005, batch_size: int = 256, seed: int = 0, device=None) -> dict:
-    """Robust accuracy for every (steps, restarts) pair, and where it plateaus.
+def sweep(model: nn.Module, images: Tensor, labels: Tensor, *, norm: str, eps: float, steps=(10, 25, 100),
+          restarts=(1, 2), tolerance: float = 0.005, reference: float | None = None, batch_size: int = 256, seed: int = 0,
+          device=None) -> dict:
+    """Robust accuracy under the project's PGD (:class:`Attack` defaults) for every (steps, restarts)
+    pair, and where it plateaus.
 
     The plateau is the cheapest setting (fewest steps x restarts) whose accuracy is within
     ``tolerance`` of the lowest accuracy found; ``converged`` says whether the strongest setting
     itself is within ``tolerance`` of the one before it in cost, i.e. whether more attack would
-    likely change the number.
+    likely change the number. ``reference`` (e.g. AutoAttack's robust accuracy on the same images)
+    adds ``gap``: the plateau's accuracy minus the reference.
     """
     rows = []
     for step_count in sorted(steps):
@@ -87,8 +99,11 @@ def sweep(model: nn.Module, images: Tensor, labels: Tensor, *, norm: str, eps: f
     lowest = min(row["accuracy"] for row in rows)
     plateau = next(row for row in rows if row["accuracy"] <= lowest + tolerance)
     converged = len(rows) < 2 or abs(rows[-1]["accuracy"] - rows[-2]["accuracy"]) <= tolerance
-    return {"norm": norm, "eps": eps, "rows": rows, "lowest_accuracy": lowest, "plateau": plateau,
-            "tolerance": tolerance, "converged": converged}
+    result = {"norm": norm, "eps": eps, "rows": rows, "lowest_accuracy": lowest, "plateau": plateau,
+              "tolerance": tolerance, "converged": converged}
+    if reference is not None:
+        result.update(reference=reference, gap=plateau["accuracy"] - reference)
+    return result
 
 
 def transfer(source: nn.Module, target: nn.Module, images: Tensor, labels: Tensor, attack: Attack, *,
@@ -107,3 +122,84 @@ def transfer(source: nn.Module, target: nn.Module, images: Tensor, labels: Tenso
             "transferred": int((clean_right & fooled).sum()),
             "success_rate": float((clean_right & fooled).sum() / max(eligible, 1)),
             "source_success_rate": float(source_fooled.float().mean())}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How a model's robustness is measured: three attacks at ``norm`` radius ``eps``, on the same images.
+
+    * the paper's PGD convention (:meth:`Attack.paper`, ``paper_steps`` steps), for comparison with
+      its numbers;
+    * the project's PGD (:class:`Attack` defaults with ``pgd_steps`` steps), cheap and close to
+      AutoAttack, also run at ``eps_factors`` x eps for the check that accuracy falls with eps;
+    * AutoAttack (``autoattack``: its version), the evaluation of record.
+
+    ``images``: the first this many test images (None: all of them); ``sweep``: the (steps,
+    restarts) grid of :func:`sweep` ({"steps": (...), "restarts": (...)}), or None for no sweep.
+    """
+
+    norm: str
+    eps: float
+    images: int | None = None
+    paper_steps: int = 20
+    pgd_steps: int = 25
+    autoattack: str = "standard"
+    eps_factors: tuple[float, ...] = (0.5, 2.0)
+    sweep: dict | None = None
+
+    def __post_init__(self) -> None:
+        _ = self.pgd, self.paper  # building them validates norm, eps and the step counts
+        if self.autoattack not in VERSIONS or self.autoattack == "custom":
+            raise ValueError(f"autoattack must be one of {VERSIONS[:-1]}, got {self.autoattack!r}")
+        if self.images is not None and (isinstance(self.images, bool) or not isinstance(self.images, int) or self.images < 1):
+            raise ValueError(f"images must be a positive integer or None, got {self.images!r}")
+        object.__setattr__(self, "eps_factors", tuple(self.eps_factors))
+        if any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < math.inf for f in self.eps_factors):
+            raise ValueError(f"eps_factors must be positive numbers, got {self.eps_factors!r}")
+
+    @property
+    def paper(self) -> Attack:
+        return Attack.paper(self.norm, self.eps, self.paper_steps)
+
+    @property
+    def pgd(self) -> Attack:
+        return Attack(self.norm, self.eps, self.pgd_steps)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate(model: nn.Module, images: Tensor, labels: Tensor, evaluation: Evaluation, *, seed: int = 0, device=None,
+             state: str | Path | None = None, progress: bool = False) -> dict:
+    """Clean accuracy, the three robust accuracies of ``evaluation`` and the sanity flags, on the
+    first ``evaluation.images`` images. ``state``: AutoAttack's resumable state file.
+
+    Returns a JSON-ready dict: ``images``, ``clean``, ``paper_pgd``, ``pgd`` (each with its attack's
+    settings and ``accuracy``), ``autoattack`` (:meth:`AutoAttackResult.to_dict`), ``eps_curve``
+    ([eps, accuracy] of the project's PGD, from eps 0), ``zero_gradients``, ``sweep`` (if asked
+    for) and ``flags`` (name and message of each).
+    """
+    if not isinstance(evaluation, Evaluation):
+        raise TypeError(f"evaluation must be an Evaluation, got {type(evaluation).__name__}")
+    count = len(images) if evaluation.images is None else min(evaluation.images, len(images))
+    x, y = images[:count], labels[:count]
+    measure = lambda attack: robust_accuracy(model, x, y, attack, seed=seed, device=device)  # noqa: E731
+    clean = accuracy(model, x, y, device=device)
+    paper, pgd = measure(evaluation.paper), measure(evaluation.pgd)
+    record = autoattack(model, x, y, norm=evaluation.norm, eps=evaluation.eps, version=evaluation.autoattack, seed=seed,
+                        device=device, state=state, progress=progress).to_dict()
+    curve = [(0.0, clean), (evaluation.eps, pgd)] + [
+        (factor * evaluation.eps, measure(replace(evaluation.pgd, eps=factor * evaluation.eps)))
+        for factor in evaluation.eps_factors if factor != 1]
+    zeros = zero_gradient_count(model, x, y, device=device)
+    result = {"images": count, "clean": clean,
+              "paper_pgd": {"attack": evaluation.paper.to_dict(), "accuracy": paper},
+              "pgd": {"attack": evaluation.pgd.to_dict(), "accuracy": pgd},
+              "autoattack": record, "eps_curve": sorted(curve), "zero_gradients": zeros}
+    if evaluation.sweep:
+        result["sweep"] = sweep(model, x, y, norm=evaluation.norm, eps=evaluation.eps, reference=record["robust"],
+                                seed=seed, device=device, **evaluation.sweep)
+    raised = flags(clean=clean, robust={"paper PGD": paper, "PGD": pgd, "AutoAttack": record["robust"]},
+                   eps_curve=curve, autoattack=record, zero_gradients=zeros, images=count)
+    result["flags"] = [flag.to_dict() for flag in raised]
+    return result

@@ -4,6 +4,10 @@ Everything reads the results dict the suite writes (``results.json``). Accuracie
 rates there are fractions; here they are shown in percent, as the paper prints them. Any stage may
 be missing: its rows, bars and points are left out and the text says "not run". A number differing
 from the paper's by more than :data:`TOLERANCE` points is flagged.
+
+Robust accuracy is AutoAttack's (``robust``, the evaluation of record), always shown beside the
+paper's PGD convention (``paper_pgd``) and the project's PGD (``pgd``), with the sanity flags each
+evaluation raised (:mod:`empirical.sanity`).
 """
 
 from __future__ import annotations
@@ -112,6 +116,30 @@ def table1(results: Mapping) -> str:
     return _markdown_table(["training set", "test accuracy (%)", "paper (%)", "difference (points)", "flag"], rows)
 
 
+def robustness_table(results: Mapping) -> str:
+    """Every model's clean accuracy and its robust accuracy three ways: the paper's PGD, the project's PGD
+    and AutoAttack (the number of record), on the evaluated images, with the names of the flags raised."""
+    rows = []
+    for name in PAPER["accuracy"]:
+        entry = results.get("accuracy", {}).get(name, {})
+        cells = [_percent(entry.get(key)) for key in ("clean", "evaluated_clean", "paper_pgd", "pgd", "robust")]
+        flagged = ", ".join(f"`{flag}`" for flag in entry.get("flags", ())) or ("none" if "flags" in entry else "")
+        rows.append([f"`{name}`", cells[0], str(entry.get("evaluated_images", "")), *cells[1:], flagged])
+    return _markdown_table(["training set", "clean, all (%)", "images", "clean (%)", "paper's PGD (%)", "PGD (%)",
+                            "AutoAttack (%)", "flags"], rows)
+
+
+def _evaluation_settings(results: Mapping) -> str:
+    """One sentence naming the three evaluations' settings."""
+    e = results.get("evaluation", {})
+    if "paper_steps" not in e:
+        return f"Robust accuracy under {e.get('norm', '?')} eps = {e.get('eps', '?')}."
+    return (f"Robust accuracy under {e['norm']} eps = {e['eps']:g} on the first {e.get('images') or 'all'} test images: "
+            f"the paper's PGD (cross-entropy, {e['paper_steps']} steps of 2.5 eps / {e['paper_steps']}), the project's "
+            f"PGD (margin toward each of the 9 likeliest wrong classes, {e['pgd_steps']} steps of eps / 4) and "
+            f"AutoAttack ({e['autoattack']} version), the number of record.")
+
+
 def _transfer_points(results: Mapping) -> dict[str, tuple[float, float]]:
     """Per architecture with both numbers: (test accuracy after D_det, transfer success rate), fractions."""
     architectures = (results.get("transfer") or {}).get("architectures", {})
@@ -210,7 +238,7 @@ def figure2b(results: Mapping, path_stem: str | Path) -> list[Path]:
     ax = figure.subplots()
     width = 0.3
     measures = (("clean", "clean", "tab:blue", -0.22),
-                ("robust", f"robust ({norm}, $\\varepsilon$ = {evaluation['eps']:g})", "tab:orange", 0.18))
+                ("robust", f"robust ({norm}, $\\varepsilon$ = {evaluation['eps']:g}; AutoAttack)", "tab:orange", 0.18))
     ours, paper = [], []
     for key, label, colour, offset in measures:
         positions = np.arange(len(FIGURE2B)) + offset
@@ -221,6 +249,11 @@ def figure2b(results: Mapping, path_stem: str | Path) -> list[Path]:
             ax.bar_label(ours[-1], fmt="%.1f", fontsize=7.5, padding=2)
         paper += ax.plot(positions + width / 2 + 0.05, [PAPER["accuracy"][name][key] for name in FIGURE2B], "<",
                          color=colour, markeredgecolor="black", markersize=7, label=f"{label}, paper (CIFAR-10)")
+    pgd = [(x, 100 * _measure(results, name, "paper_pgd")) for x, name in zip(np.arange(len(FIGURE2B)) + 0.18, FIGURE2B)
+           if _measure(results, name, "paper_pgd") is not None]
+    if pgd:
+        ours += ax.plot(*zip(*pgd), "_", color="black", markersize=16, markeredgewidth=2,
+                        label="robust, ours under the paper's PGD convention")
     ax.set_xticks(range(len(FIGURE2B)), [MATH[name] + ("" if name in accuracy else f"\n({NOT_RUN})") for name in FIGURE2B])
     ax.set(ylim=(0, 105), ylabel="accuracy on the original test set (%)",
            xlabel="training set (standard training unless marked adversarial)")
@@ -280,9 +313,21 @@ def _header(results: Mapping) -> list[str]:
 
 def _sweep_line(name: str, sweep: Mapping) -> str:
     plateau = sweep["plateau"]
-    return (f"* `{name}`: the strongest attack tried leaves {_percent(sweep['lowest_accuracy'])}%; the plateau is "
-            f"reached at (steps x restarts) = ({plateau['steps']} x {plateau['restarts']}); "
+    gap = (f"; its plateau is {100 * sweep['gap']:+.1f} points from AutoAttack's {_percent(sweep['reference'])}%"
+           if sweep.get("gap") is not None else "")
+    return (f"* `{name}`: the strongest PGD tried leaves {_percent(sweep['lowest_accuracy'])}%; the plateau is "
+            f"reached at (steps x restarts) = ({plateau['steps']} x {plateau['restarts']}){gap}; "
             + ("converged" if sweep["converged"] else "**not converged**: a stronger attack may lower it"))
+
+
+def _flag_lines(results: Mapping) -> list[str]:
+    """Each flag an evaluation raised, with its message; or a line saying there were none."""
+    evaluations = results.get("evaluations", {})
+    lines = [f"* `{name}`: **{flag['name']}**: {flag['message']}" for name, record in evaluations.items()
+             for flag in record.get("flags", ())]
+    if not evaluations:
+        return []
+    return ["Sanity flags:", *lines] if lines else ["Sanity flags: none raised."]
 
 
 def _constructions(results: Mapping) -> list[str]:
@@ -341,22 +386,26 @@ def report_markdown(results: Mapping, figures: Sequence[str | Path] = ()) -> str
     ``figures`` are image files (PNG) to embed, linked by file name (report.md sits beside them).
     """
     chance = 100 / results.get("data", {}).get("classes", 10)
-    figure2b_rows = [[f"`{name}`", key, *_compare(_measure(results, name, key), PAPER["accuracy"][name][key])]
-                     for name in FIGURE2B for key in ("clean", "robust")]
+    measures = (("clean", "clean", "clean"), ("robust", "robust (AutoAttack)", "robust"),
+                ("paper_pgd", "robust (paper's PGD)", "robust"))
+    figure2b_rows = [[f"`{name}`", label, *_compare(_measure(results, name, key), PAPER["accuracy"][name][paper])]
+                     for name in FIGURE2B for key, label, paper in measures]
     notes = [f"* `{name}`: {entry['note']}" for name, entry in PAPER["accuracy"].items() if "note" in entry]
     sweeps = [_sweep_line(name, entry["sweep"]) for name, entry in results.get("accuracy", {}).items() if entry.get("sweep")]
-    evaluation = results.get("evaluation", {})
     lines = [*_header(results),
              "## Table 1: standard training on non-robust features generalises", "",
              f"Test accuracy on the original test set; chance is {chance:.1f}%. Flag: more than {TOLERANCE:g} points "
              "from the paper's CIFAR-10 number.", "", table1(results), "", *_relabelling_line(results),
+             "## Robust accuracy of every model", "", _evaluation_settings(results), "", robustness_table(results), "",
+             *_flag_lines(results), "",
              "## Figure 2b: clean and robust accuracy on the original test set", "",
-             f"Robust accuracy under {evaluation.get('norm', '?')} PGD at eps = {evaluation.get('eps', '?')}.", "",
+             "Robust accuracy by AutoAttack, and by the paper's PGD convention beside it; the paper's robust "
+             "numbers are PGD's.", "",
              _markdown_table(["training set", "accuracy", "ours (%)", "paper (%)", "difference (points)", "flag"],
                              figure2b_rows), "",
              "Reference numbers that the paper does not print:", *notes, ""]
     if sweeps:
-        lines += ["Attack-strength check (robust accuracy against PGD steps and restarts):", *sweeps, ""]
+        lines += ["Attack-strength check (the project's PGD against its steps and restarts):", *sweeps, ""]
     lines += ["## Constructed training sets", "", *_constructions(results), "",
               "## Figure 3: transfer against learnability", "", *_transfer(results), "",
               "## Qualitative findings", ""]
@@ -372,7 +421,8 @@ def write_report(results: Mapping, samples: Mapping[str, Tensor], out_dir: str |
     """Write table1.md, figure2a/2b/3 (PNG and PDF, those with data) and report.md into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "table1.md").write_text(table1(results) + "\n")
+    (out / "table1.md").write_text(table1(results) + "\n\n" + _evaluation_settings(results) + "\n\n"
+                                   + robustness_table(results) + "\n")
     figures = [*figure2a(samples, out / "figure2a"), *figure2b(results, out / "figure2b"),
                *figure3(results, out / "figure3")]
     (out / "report.md").write_text(report_markdown(results, [path for path in figures if path.suffix == ".png"]))

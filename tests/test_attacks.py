@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from empirical.attacks import Attack, cross_entropy, distance, pgd
+from empirical.attacks import Attack, cross_entropy, distance, margin as untargeted_margin, pgd
 
 SHAPE = (3, 4, 4)
 
@@ -136,12 +136,70 @@ def test_zero_budget_returns_the_input():
     torch.testing.assert_close(pgd(model, x, torch.zeros(3, dtype=torch.long), norm="l2", eps=0.0, steps=3, step_size=0.1), x)
 
 
-def test_attack_settings_default_step_size_and_pass_options():
-    attack = Attack("l2", 0.5, steps=10)
+def test_attack_defaults_are_the_projects_evaluation_and_paper_is_the_papers_convention():
+    attack = Attack("l2", 0.5)
+    assert attack.to_dict() == {"norm": "l2", "eps": 0.5, "steps": 25, "restarts": 1, "step_size": None,
+                                "random_start": True, "loss": "margin", "targets": 9}
+    assert attack.step == 0.125 and Attack("l2", 0.5, steps=100).step == 0.125  # eps / 4 whatever the steps
+    paper = Attack.paper("l2", 0.5, steps=10)
+    assert (paper.loss, paper.targets, paper.step) == ("ce", 0, pytest.approx(2.5 * 0.5 / 10))
     model, x = linear_model(), interior_images(4)
     out = attack.run(model, x, torch.zeros(4, dtype=torch.long), torch.Generator().manual_seed(0))
     assert torch.all(distance(out, x, "l2") <= 0.5 + 1e-6)
-    assert attack.to_dict() == {"norm": "l2", "eps": 0.5, "steps": 10, "restarts": 1, "step_size": None, "random_start": True}
+
+
+def exact_l2_robust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    """For a linear model and images eps inside the box: correct and every class's boundary farther than eps,
+    the distance to class j's being (z_y - z_j) / ||w_y - w_j||."""
+    weight = model[1].weight
+    with torch.no_grad():
+        z = model(x)
+        gaps = (z.gather(1, y[:, None]) - z) / (weight[y][:, None, :] - weight[None]).norm(dim=2).clamp_min(1e-12)
+        gaps.scatter_(1, y[:, None], torch.inf)
+    return gaps.amin(dim=1) > eps
+
+
+@pytest.mark.parametrize("eps", [0.03, 0.08, 0.15])
+def test_the_multi_targeted_attack_finds_exactly_the_non_robust_images_of_a_linear_model(eps):
+    model, x = linear_model(3, classes=10), interior_images(200, 3)
+    with torch.no_grad():
+        y = model(x).argmax(dim=1)  # all correct when clean
+    robust = exact_l2_robust(model, x, y, eps)
+    assert 0.1 < robust.float().mean() < 0.9  # a budget that splits the images
+    adversarial = Attack("l2", eps).run(model, x, y, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        still_correct = model(adversarial).argmax(dim=1) == y
+    assert torch.equal(still_correct, robust)
+
+
+def test_more_steps_never_weaken_a_run_with_the_default_step():
+    """From the same start a longer run continues the shorter one's trajectory and keeps its best iterate."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 2 * 2, 10))
+    x, y = torch.rand((64, *SHAPE)), torch.randint(0, 10, (64,))
+    values = []
+    for steps in (2, 8, 32):
+        attack = Attack("l2", 0.5, steps=steps, targets=0)  # the untargeted margin
+        adversarial = attack.run(model, x, y, torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            values.append(untargeted_margin(model, adversarial, y))
+    for fewer, more in zip(values, values[1:]):
+        assert torch.all(more >= fewer)
+    assert values[2].mean() > values[0].mean()
+
+
+def test_targets_choose_their_own_classes():
+    with pytest.raises(ValueError, match="targets=9"):
+        Attack("l2", 0.1).run(linear_model(), interior_images(2), torch.zeros(2, dtype=torch.long), targeted=True)
+    x = interior_images(2)
+    out = Attack("l2", 0.1, targets=0).run(linear_model(), x, torch.ones(2, dtype=torch.long), targeted=True)
+    assert out.shape == x.shape
+
+
+def test_the_multi_targeted_attack_restores_train_mode():
+    model = linear_model(classes=4).train()
+    Attack("l2", 0.1, steps=2).run(model, interior_images(3), torch.zeros(3, dtype=torch.long))
+    assert model.training and all(p.grad is None for p in model.parameters())
 
 
 GOOD = {"norm": "l2", "eps": 0.5, "steps": 3, "step_size": 0.1}
@@ -175,3 +233,10 @@ def test_attack_settings_are_validated_on_construction():
         Attack("l3", 0.5)
     with pytest.raises(ValueError, match="eps"):
         Attack("linf", -1.0)
+    with pytest.raises(ValueError, match="eps"):
+        Attack.paper("l2", -1.0)
+    with pytest.raises(ValueError, match="'hinge'"):
+        Attack("l2", 0.5, loss="hinge")
+    for targets in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="targets"):
+            Attack("l2", 0.5, targets=targets)

@@ -44,7 +44,7 @@ def test_learned_metric_condition_falls_with_eps_as_predicted(study):
 @pytest.fixture(scope="module")
 def measured(planted_models):
     models = {name: planted_models[name] for name in ("standard", "robust")}
-    return measure(models, planted_models["train"], planted_models["test"].subset(300), Attack("l2", 0.25, steps=10))
+    return measure(models, planted_models["train"], planted_models["test"].subset(300), bridge.PRESETS["smoke"].attack)
 
 
 def test_robust_models_gradients_align_better_with_the_class_means(measured):
@@ -63,7 +63,7 @@ def test_standard_models_perturbations_lie_where_the_data_varies_less(measured):
 def test_models_retrained_on_robust_features_align_better_than_on_non_robust_ones(planted_models, retrained_models):
     # the retrained models reflect their sources (Figure 2b), here through the theory's metrics
     test = planted_models["test"]
-    measured = measure(retrained_models, planted_models["train"], test.subset(300), Attack("l2", 0.25, steps=10))
+    measured = measure(retrained_models, planted_models["train"], test.subset(300), bridge.PRESETS["smoke"].attack)
     alignment = {name: m["alignment"]["median"] for name, m in measured["models"].items()}
     ratio = {name: m["ratio"]["median"] for name, m in measured["models"].items()}
     assert alignment["D_R"] > alignment["D_NR"] + 0.08
@@ -100,7 +100,9 @@ def test_the_bridge_command_writes_json_and_figures(tmp_path, monkeypatch):
     record = json.loads((tmp_path / "bridge.json").read_text())
     assert set(record["summary"]) == {"standard", "robust", "D_R", "D_NR"} and record["two_gaussian_study"] is None
     assert set(record["constructions"]) == {"D_R", "D_NR"}
-    assert "## Bridge" in report.read_text() and "| D_NR |" in report.read_text()
+    assert set(record["robustness"]) == set(record["summary"])  # each model's evaluation of record
+    assert all(0 <= r["autoattack"]["robust"] <= r["pgd"]["accuracy"] + 0.02 for r in record["robustness"].values())
+    assert "## Bridge" in report.read_text() and "| D_NR |" in report.read_text() and "AutoAttack" in report.read_text()
     assert (tmp_path / "bridge_images.png").is_file() and (tmp_path / "bridge_images.pdf").is_file()
     assert (tmp_path / "models" / "robust" / "model.pt").is_file()  # a second run reuses the trained models
     assert main([*arguments, "--models", "robust"]) == 0

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from empirical import data as D
-from empirical.data import Augment, Batches, ImageData, PlantedConfig
+from empirical.data import Augment, Batches, ImageData
 
 CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10"
 EXACT = CIFAR / "partial_exact" / "cifar10_exact_prefix.npz"

@@ -17,6 +17,7 @@ from empirical.report import (  # noqa: E402
     figure3,
     findings,
     report_markdown,
+    robustness_table,
     table1,
     write_report,
 )
@@ -32,20 +33,25 @@ RESULTS = {
     "versions": {"torch": "2.13.0", "python": "3.12"},
     "stages": {"standard": {"seconds": 12.5, "key": "a1b2c3d4e5f6a7b8", "cached": False},
                "robust": {"seconds": 30.0, "key": "ffff", "cached": True}},
-    "evaluation": {"eps": 0.25, "norm": "l2"},
+    "evaluation": {"eps": 0.25, "norm": "l2", "images": 500, "paper_steps": 20, "pgd_steps": 25, "autoattack": "standard"},
     "constructions": {
         "D_R": {"source": "robust", "representation_distance": {"mean": 1.5, "median": 1.2}, "relative_distance": {"mean": 0.1}},
         "D_NR": {"source": "standard", "representation_distance": {"mean": 0.5, "median": 0.4}, "relative_distance": {"mean": 0.05}},
         "D_rand": {"source": "standard", "success_rate": 0.97, "flagged": False},
         "D_det": {"source": "standard", "success_rate": 0.62, "flagged": True}},
     "accuracy": {
-        "D": {"training": "standard", "clean": 0.95, "robust": 0.07,
-              "sweep": {"lowest_accuracy": 0.06, "plateau": {"steps": 20, "restarts": 1}, "converged": False}},
-        "D (adversarial)": {"training": "adversarial", "clean": 0.80, "robust": 0.60},
+        "D": {"training": "standard", "clean": 0.95, "robust": 0.07, "paper_pgd": 0.09, "pgd": 0.07, "evaluated_images": 500,
+              "evaluated_clean": 0.952, "flags": [],
+              "sweep": {"lowest_accuracy": 0.06, "plateau": {"steps": 20, "restarts": 1, "accuracy": 0.08}, "converged": False,
+                        "reference": 0.07, "gap": 0.01}},
+        "D (adversarial)": {"training": "adversarial", "clean": 0.80, "robust": 0.60, "paper_pgd": 0.66,
+                            "flags": ["square_beats_white_box"]},
         "D_R": {"training": "standard", "clean": 0.82, "robust": 0.45},
         "D_NR": {"training": "standard", "clean": 0.86, "robust": 0.01},
         "D_rand": {"training": "standard", "clean": 0.533, "robust": 0.0},  # 10 points below the paper's 63.3
         "D_det": {"training": "standard", "clean": 0.467, "robust": 0.0}},  # 3 points above the paper's 43.7
+    "evaluations": {"D": {"flags": []}, "D (adversarial)": {"flags": [
+        {"name": "square_beats_white_box", "message": "Square lowered robust accuracy from 61.0% to 60.0%"}]}},
     "transfer": {"architectures": {"resnet18": {"test_accuracy": 0.41, "success_rate": 0.92},
                                    "vgg16": {"test_accuracy": 0.30, "success_rate": 0.70},
                                    "densenet121": {"test_accuracy": 0.43, "success_rate": 0.95}},
@@ -186,3 +192,19 @@ def test_data_other_than_cifar10_carries_a_caveat(name, caveat):
 def test_robust_accuracy_at_another_radius_carries_a_caveat():
     header = report_markdown(results(evaluation={"norm": "linf", "eps": 8 / 255})).split("## Table 1")[0]
     assert "the paper's is under l2 eps = 0.25" in header
+
+
+def test_robustness_table_shows_the_papers_pgd_the_projects_pgd_and_autoattack_side_by_side():
+    table = robustness_table(RESULTS)
+    assert row(table, "D") == ["`D`", "95.0", "500", "95.2", "9.0", "7.0", "7.0", "none"]
+    assert row(table, "D (adversarial)")[4:] == ["66.0", "not run", "60.0", "`square_beats_white_box`"]
+    assert "none" not in row(table, "D_det")  # not evaluated: no claim that it raised no flag
+
+
+def test_the_report_names_each_flag_and_the_sweeps_distance_from_autoattack():
+    text = report_markdown(RESULTS)
+    assert "* `D (adversarial)`: **square_beats_white_box**: Square lowered" in text
+    assert "+1.0 points from AutoAttack's 7.0%" in text
+    assert "| `D (adversarial)` | robust (AutoAttack) | 60.0 |" in text and "| `D (adversarial)` | robust (paper's PGD) | 66.0 |" in text
+    assert "AutoAttack (standard version), the number of record" in text
+    assert "Sanity flags: none raised." in report_markdown(results(evaluations={"D": {"flags": []}}))

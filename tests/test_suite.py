@@ -47,11 +47,31 @@ def _without_seconds(value):
     return value
 
 
+def test_an_interrupted_evaluation_keeps_the_models_it_finished(tmp_path, monkeypatch):
+    import empirical.suite
+
+    suite = Suite(tiny(), tmp_path, progress=False)
+    first = suite.run(["evaluate"])["evaluations"]
+    (suite.folder("evaluate") / "result.json").unlink()  # as if stopped while evaluating D_det
+    (suite.folder("evaluate") / "D_det.json").unlink()
+    evaluated = []
+    original = empirical.suite.evaluate
+    monkeypatch.setattr(empirical.suite, "evaluate", lambda model, *a, **k: evaluated.append(1) or original(model, *a, **k))
+    again = Suite(tiny(), tmp_path, progress=False).run(["evaluate"])["evaluations"]
+    assert len(evaluated) == 1 and _without_seconds(again) == _without_seconds(first)
+
+
 def test_changing_a_setting_invalidates_exactly_the_stages_that_depend_on_it():
     before = stage_keys(tiny())
     after = stage_keys(replace(tiny(), inversion={"steps": 4, "step_size": 0.1, "start": "image"}))
     changed = {stage for stage in STAGES if before[stage] != after[stage]}
-    assert changed == {"D_R", "D_NR", "retrain", "report"}
+    assert changed == {"D_R", "D_NR", "retrain", "evaluate", "report"}
+
+
+def test_changing_the_evaluation_invalidates_only_the_evaluation_and_the_report():
+    before = stage_keys(tiny())
+    after = stage_keys(replace(tiny(), evaluation=replace(tiny().evaluation, autoattack="plus")))
+    assert {stage for stage in STAGES if before[stage] != after[stage]} == {"evaluate", "report"}
 
 
 def test_dry_run_prints_the_plan_without_running(tmp_path, capsys):
@@ -77,6 +97,13 @@ def test_smoke_model_trained_on_robust_features_is_more_robust_than_on_non_robus
     accuracy = smoke["accuracy"]
     assert accuracy["D_R"]["robust"] > accuracy["D_NR"]["robust"] + 0.1
     assert accuracy["D (adversarial)"]["robust"] > accuracy["D"]["robust"] + 0.3
+
+
+def test_smoke_robust_accuracy_is_autoattacks_reported_beside_the_papers_pgd_and_the_projects(smoke):
+    for name, row in smoke["accuracy"].items():
+        assert row["robust"] == smoke["evaluations"][name]["autoattack"]["robust"], name
+        assert row["robust"] <= min(row["pgd"], row["paper_pgd"]) and row["pgd"] - row["robust"] <= 0.01, name
+        assert row["evaluated_images"] == smoke["settings"]["evaluation"]["images"] and row["flags"] == [], name
 
 
 def test_smoke_d_r_carries_the_robust_features_and_d_nr_the_non_robust_ones(smoke):

@@ -49,7 +49,7 @@ def test_cosine_schedule_starts_at_lr_and_ends_at_zero():
 
 
 def test_config_round_trips_through_a_dict():
-    config = replace(TINY, adversary=Attack("l2", 0.5, steps=3, step_size=0.2))
+    config = replace(TINY, adversary=Attack("l2", 0.5, steps=3, step_size=0.2, loss="ce", targets=0))
     assert TrainConfig.from_dict(config.to_dict()) == config
 
 
@@ -74,7 +74,7 @@ def test_training_is_reproducible_from_its_seed(small):
     assert first.history[-1]["loss"] == second.history[-1]["loss"]
 
 
-@pytest.mark.parametrize("adversary", [None, Attack("l2", 0.3, steps=2, step_size=0.2)])
+@pytest.mark.parametrize("adversary", [None, Attack("l2", 0.3, steps=2, step_size=0.2, loss="ce", targets=0)])
 def test_an_interrupted_training_resumes_to_the_same_result(small, tmp_path, adversary):
     config = replace(TINY, adversary=adversary)
     reference = train(config, small, progress=False)
