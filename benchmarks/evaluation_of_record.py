@@ -73,7 +73,7 @@ def rows_for(model, x, y, eps: float) -> list[dict]:
         lambda: min(pgd(Attack.paper("l2", eps, s, restarts=r)) for s in (10, 20, 50, 100) for r in (1, 4)))
     row("cross-entropy PGD, 50 steps of eps / 10", lambda: pgd(Attack("l2", eps, 50, step_size=eps / 10, loss="ce", targets=0)))
     row("torchattacks PGDL2, 50 steps of eps / 10", lambda: torchattacks_pgd(model, x, y, eps))
-    row("project's PGD (default): margin toward 9 targets, 25 steps of eps / 4", lambda: pgd(Attack("l2", eps)))
+    row("project's PGD (default): margin toward 9 targets, 25 steps from 2 eps to 0 on a cosine", lambda: pgd(Attack("l2", eps)))
     row("project's PGD, 100 steps", lambda: pgd(Attack("l2", eps, steps=100)))
     row("project's sweep: lowest over (10, 25, 100) steps x (1, 2) restarts", lambda: sweep(model, x, y, norm="l2", eps=eps)["lowest_accuracy"])
     for name, attacks in (("AutoAttack APGD-CE", ["apgd-ce"]), ("AutoAttack APGD-CE + APGD-T", ["apgd-ce", "apgd-t"])):

@@ -246,6 +246,12 @@ PRESETS = {
         standard=TrainConfig(model="fast", model_options={"width": 16}, epochs=3, batch_size=128, lr=0.1, nesterov=True,
                              schedule="triangle", augment=None, label_smoothing=0.1),
         attack=Attack("l2", 1.0, steps=10, loss="ce", targets=0), evaluation=Evaluation("l2", 1.0, paper_steps=10)),
+    "cifar10-cpu": BridgePreset(  # the suite preset cifar10-cpu's data and models: run it with --suite
+        name="cifar10-cpu", data="cifar10-jpeg", data_options={}, train_images=10_000,
+        standard=TrainConfig(model="fast", model_options={"width": 16}, epochs=10, batch_size=128, lr=0.1, nesterov=True,
+                             schedule="triangle", label_smoothing=0.1),
+        attack=Attack("l2", 0.5, steps=10, loss="ce", targets=0), evaluation=Evaluation("l2", 0.25, images=500, paper_steps=20),
+        inversion_images=10_000),
     "cifar10": BridgePreset(
         name="cifar10", data="cifar10-jpeg", data_options={},
         standard=TrainConfig(model="resnet18", epochs=30, batch_size=512, lr=0.2, nesterov=True, schedule="triangle",
@@ -268,8 +274,10 @@ def report_section(record: dict) -> str:
                      f"{measured['random_direction_ratio']:.4g} |")
     robustness = record.get("robustness") or {}
     if robustness:
-        lines += ["", f"Robustness of the same models on the same images ({measured['attack']['norm']} eps "
-                  f"{next(iter(robustness.values()))['autoattack']['eps']:g}; AutoAttack is the number of record):", "",
+        first = next(iter(robustness.values()))
+        source = "; from the suite's evaluate stage" if (record.get("suite") or {}).get("robustness_from_suite") else ""
+        lines += ["", f"Robustness of the same models on the first {first['images']} test images ("
+                  f"{first['autoattack']['norm']} eps {first['autoattack']['eps']:g}; AutoAttack is the number of record{source}):", "",
                   "| model | clean | paper's PGD | PGD | AutoAttack | flags |", "|---|---|---|---|---|---|"]
         for name, r in robustness.items():
             names = ", ".join(f"`{flag['name']}`" for flag in r["flags"]) or "none"

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
                         help="which models to measure; D_R and D_NR are standard models retrained on the robust and "
                         "non-robust datasets built from the robust and standard models (default: all)")
+    bridge.add_argument("--suite", type=Path, default=None, metavar="RUN_DIR",
+                        help="measure the models of this suite run (its data and its evaluations of record) instead "
+                        "of training new ones; the preset must be the bridge preset of the same data")
     bridge.add_argument("--report", type=Path, default=None, metavar="REPORT_MD",
                         help="append a Bridge section to this report.md (the experiment suite's)")
     bridge.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -65,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 MODELS = ("standard", "robust", "D_R", "D_NR")
+SUITE_MODELS = {"standard": "D", "robust": "D (adversarial)", "D_R": "D_R", "D_NR": "D_NR"}  # the suite's names for them
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,14 +114,64 @@ def _run(args: argparse.Namespace) -> int:
 def _bridge(args: argparse.Namespace) -> int:
     preset = PRESETS[args.preset]
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.report is not None and not args.report.is_file():
+        raise FileNotFoundError(f"--report {args.report} does not exist (run the suite first, or leave --report out)")
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    if args.suite is not None:
+        data, test, models, constructions, reused, seconds, evaluated = _suite_models(args, preset, device)
+    else:
+        data, test, models, constructions, reused, seconds = _trained_models(args, preset, device)
+        evaluated = {}
+    begun = time.perf_counter()
+    examples = test.subset(min(preset.examples, len(test)))
+    measured = measure(models, data, examples, preset.attack, device=device)
+    seconds["measure"] = time.perf_counter() - begun
+    begun = time.perf_counter()
+    robustness = {name: evaluated.get(name) or evaluate(
+        model, examples.images, examples.labels, preset.evaluation, device=device,
+        state=args.out / "models" / name / "autoattack.json", progress=not args.quiet) for name, model in models.items()}
+    seconds["evaluate"] = time.perf_counter() - begun
+    study = None
+    if args.study_samples > 0:
+        begun = time.perf_counter()
+        study = two_gaussian_study(StudySettings(dim=128, samples=args.study_samples, epochs=10))
+        seconds["two-Gaussian study"] = time.perf_counter() - begun
+    from .bridge_plots import images_figure, save, study_figure
+
+    title = f"{data.name}: {', '.join(models)} ({preset.standard.model} net; D_R, D_NR: retrained on the constructed sets)"
+    files = save(images_figure(measured, title),
+                 args.out / "bridge_images")
+    if study is not None:
+        files += save(study_figure(study), args.out / "bridge_two_gaussians")
+    summary = {name: {"alignment": m["alignment"], "ratio": m["ratio"]} for name, m in measured["models"].items()}
+    record = {"preset": replace(preset, standard=preset.standard.to_dict(), attack=preset.attack.to_dict(),
+                                evaluation=preset.evaluation.to_dict()).__dict__,
+              "suite": None if args.suite is None else {"folder": str(args.suite), "models": SUITE_MODELS,
+                                                        "robustness_from_suite": sorted(evaluated)},
+              "data": data.name, "device": device, "git": git_commit(), "versions": versions(),
+              "seconds": {**seconds, "this run": time.perf_counter() - started}, "reused_models": reused,
+              "constructions": constructions, "measured": measured, "summary": summary, "robustness": robustness,
+              "two_gaussian_study": study}
+    (args.out / "bridge.json").write_text(json.dumps(record, indent=1) + "\n")
+    if args.report is not None:
+        with open(args.report, "a", encoding="utf-8") as handle:
+            handle.write("\n" + report_section(record))
+    for name, values in summary.items():
+        print(f"{name:9s} alignment median {values['alignment']['median']:.3f}   "
+              f"Mahalanobis/l2 median {values['ratio']['median']:.3g} (random direction {measured['random_direction_ratio']:.3g})   "
+              f"robust {100 * robustness[name]['autoattack']['robust']:.1f}% (AutoAttack), "
+              f"{100 * robustness[name]['paper_pgd']['accuracy']:.1f}% (paper's PGD)")
+    print(f"wrote {args.out / 'bridge.json'} and {len(files)} figure files ({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+def _trained_models(args: argparse.Namespace, preset, device: str) -> tuple:
+    """The preset's data, and the four models trained into (or reused from) ``--out``/models."""
     seconds = {}
     data, test = (load(preset.data, split, **preset.data_options) for split in ("train", "test"))
     if preset.train_images is not None:
         data = data.subset(min(preset.train_images, len(data)))
-    if args.report is not None and not args.report.is_file():
-        raise FileNotFoundError(f"--report {args.report} does not exist (run the suite first, or leave --report out)")
     models, constructions, reused = {}, {}, []
     for name in MODELS:  # the sources first: D_R inverts the robust model, D_NR the standard one
         if name not in args.models and not (name in ("standard", "robust") and {"D_R", "D_NR"} & set(args.models)):
@@ -138,42 +192,20 @@ def _bridge(args: argparse.Namespace) -> int:
             models[name] = train(config, training_data, out=folder, device=device, progress=not args.quiet).model
             seconds[f"model {name}"] = time.perf_counter() - begun
     models = {name: model for name, model in models.items() if name in args.models}
-    begun = time.perf_counter()
-    examples = test.subset(min(preset.examples, len(test)))
-    measured = measure(models, data, examples, preset.attack, device=device)
-    seconds["measure"] = time.perf_counter() - begun
-    begun = time.perf_counter()
-    robustness = {name: evaluate(model, examples.images, examples.labels, preset.evaluation, device=device,
-                                 state=args.out / "models" / name / "autoattack.json", progress=not args.quiet)
-                  for name, model in models.items()}
-    seconds["evaluate"] = time.perf_counter() - begun
-    study = None
-    if args.study_samples > 0:
-        begun = time.perf_counter()
-        study = two_gaussian_study(StudySettings(dim=128, samples=args.study_samples, epochs=10))
-        seconds["two-Gaussian study"] = time.perf_counter() - begun
-    from .bridge_plots import images_figure, save, study_figure
+    return data, test, models, constructions, reused, seconds
 
-    title = f"{data.name}: {', '.join(models)} ({preset.standard.model} net; D_R, D_NR: retrained on the constructed sets)"
-    files = save(images_figure(measured, title),
-                 args.out / "bridge_images")
-    if study is not None:
-        files += save(study_figure(study), args.out / "bridge_two_gaussians")
-    summary = {name: {"alignment": m["alignment"], "ratio": m["ratio"]} for name, m in measured["models"].items()}
-    record = {"preset": replace(preset, standard=preset.standard.to_dict(), attack=preset.attack.to_dict(),
-                                evaluation=preset.evaluation.to_dict()).__dict__,
-              "data": data.name, "device": device, "git": git_commit(), "versions": versions(),
-              "seconds": {**seconds, "this run": time.perf_counter() - started}, "reused_models": reused,
-              "constructions": constructions, "measured": measured, "summary": summary, "robustness": robustness,
-              "two_gaussian_study": study}
-    (args.out / "bridge.json").write_text(json.dumps(record, indent=1) + "\n")
-    if args.report is not None:
-        with open(args.report, "a", encoding="utf-8") as handle:
-            handle.write("\n" + report_section(record))
-    for name, values in summary.items():
-        print(f"{name:9s} alignment median {values['alignment']['median']:.3f}   "
-              f"Mahalanobis/l2 median {values['ratio']['median']:.3g} (random direction {measured['random_direction_ratio']:.3g})   "
-              f"robust {100 * robustness[name]['autoattack']['robust']:.1f}% (AutoAttack), "
-              f"{100 * robustness[name]['paper_pgd']['accuracy']:.1f}% (paper's PGD)")
-    print(f"wrote {args.out / 'bridge.json'} and {len(files)} figure files ({time.perf_counter() - started:.0f} s)")
-    return 0
+
+def _suite_models(args: argparse.Namespace, preset, device: str) -> tuple:
+    """The suite run's data and models (``--suite``), with its stage times, constructions and evaluations."""
+    suite = Suite.reopen(args.suite, device=device, progress=False, log=lambda line: None)
+    if suite.preset.data != preset.data:
+        raise ValueError(f"--suite {args.suite} ran on {suite.preset.data!r} data but bridge preset {preset.name!r} "
+                         f"measures {preset.data!r}: choose the bridge preset of the suite's data")
+    data, test = suite.data
+    recorded = json.loads((suite.out / "results.json").read_text())
+    models = {name: suite.model(SUITE_MODELS[name]) for name in args.models}
+    constructions = {name: recorded["constructions"][name] for name in ("D_R", "D_NR")
+                     if name in args.models and name in recorded["constructions"]}
+    seconds = {f"suite stage {stage}": entry["seconds"] for stage, entry in recorded["stages"].items()}
+    evaluated = {name: record for name in args.models if (record := suite.evaluation_record(SUITE_MODELS[name]))}
+    return data, test, models, constructions, list(models), seconds, evaluated

@@ -15,6 +15,7 @@ process must make the same sequence of calls: a function that shards is a collec
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from datetime import timedelta
@@ -62,8 +63,17 @@ def setup(device: str | torch.device | None = None) -> torch.device:
 
 
 def teardown() -> None:
-    """Leave the process group (a no-op without one)."""
+    """Leave the process group (a no-op without one).
+
+    Garbage is collected first: a DistributedDataParallel wrapper left in a reference cycle keeps
+    the group alive past destroy_process_group, and its destruction during interpreter exit
+    aborted about one two-process test run in 15 ("terminate called without an active
+    exception") after all work was done; none in 40 since. The barrier lets every process
+    finish its last collective before any connection closes.
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -64,11 +64,13 @@ NOT_RUN = "not run"
 
 @dataclass(frozen=True)
 class Finding:
-    """A qualitative claim of the paper and whether the numbers bear it out."""
+    """A qualitative claim of the paper, whether the numbers bear it out, and, where they do not, the
+    measurements that say why (the diagnosis)."""
 
     claim: str
     status: str  # "reproduced", "not reproduced" or "not run"
     evidence: str
+    diagnosis: str = ""
 
 
 def caveats(results: Mapping) -> list[str]:
@@ -136,7 +138,7 @@ def _evaluation_settings(results: Mapping) -> str:
         return f"Robust accuracy under {e.get('norm', '?')} eps = {e.get('eps', '?')}."
     return (f"Robust accuracy under {e['norm']} eps = {e['eps']:g} on the first {e.get('images') or 'all'} test images: "
             f"the paper's PGD (cross-entropy, {e['paper_steps']} steps of 2.5 eps / {e['paper_steps']}), the project's "
-            f"PGD (margin toward each of the 9 likeliest wrong classes, {e['pgd_steps']} steps of eps / 4) and "
+            f"PGD (margin toward each of the 9 likeliest wrong classes, {e['pgd_steps']} steps falling from 2 eps to 0) and "
             f"AutoAttack ({e['autoattack']} version), the number of record.")
 
 
@@ -161,29 +163,55 @@ def correlation(results: Mapping) -> float | None:
     return given if given is not None else pearson(list(_transfer_points(results).values()))
 
 
-def _finding(claim: str, holds: bool | None, evidence: str) -> Finding:
-    """``holds`` None: the numbers needed were not produced."""
+def _finding(claim: str, holds: bool | None, evidence: str, diagnosis: str = "") -> Finding:
+    """``holds`` None: the numbers needed were not produced. The diagnosis is kept only when the claim fails."""
     if holds is None:
         return Finding(claim, NOT_RUN, "")
-    return Finding(claim, "reproduced" if holds else "not reproduced", evidence)
+    return Finding(claim, "reproduced" if holds else "not reproduced", evidence, "" if holds else diagnosis)
+
+
+def _inversion(results: Mapping, name: str) -> str:
+    distance = results.get("constructions", {}).get(name, {}).get("relative_distance", {}).get("mean")
+    return f"{name}'s inversion ended at a relative representation distance of {distance:.3g}" if distance is not None else \
+        f"{name} was not constructed"
 
 
 def findings(results: Mapping) -> list[Finding]:
-    """The paper's qualitative claims, each reproduced, not reproduced, or not run, with the numbers."""
+    """The paper's qualitative claims, each reproduced, not reproduced, or not run, with the numbers,
+    and for a claim that fails the measurements that bear on why."""
     chance = 100 / results.get("data", {}).get("classes", 10)
     robust_r, robust_nr = _measure(results, "D_R", "robust"), _measure(results, "D_NR", "robust")
-    found = [_finding(f"standard training on D_R is more robust than on D_NR (by > {MARGIN:g} points)",
-                      None if None in (robust_r, robust_nr) else 100 * (robust_r - robust_nr) > MARGIN,
-                      f"robust accuracy {_percent(robust_r)}% vs {_percent(robust_nr)}%")]
+    clean_nr, source_robust = _measure(results, "D_NR", "clean"), _measure(results, "D (adversarial)", "robust")
+    standard_robust = _measure(results, "D", "robust")
+    found = [
+        _finding(f"standard training on D_R is more robust than on D_NR (by > {MARGIN:g} points)",
+                 None if None in (robust_r, robust_nr) else 100 * (robust_r - robust_nr) > MARGIN,
+                 f"robust accuracy {_percent(robust_r)}% vs {_percent(robust_nr)}%",
+                 f"the adversarially trained source keeps {_percent(source_robust)}%; {_inversion(results, 'D_R')}; "
+                 f"the D_R model is {_percent(_measure(results, 'D_R', 'clean'))}% accurate"),
+        _finding(f"standard training on D_NR is accurate (> chance + {MARGIN:g} points) but not robust (< {MARGIN:g}%)",
+                 None if None in (clean_nr, robust_nr) else 100 * clean_nr > chance + MARGIN and 100 * robust_nr < MARGIN,
+                 f"clean {_percent(clean_nr)}%, robust {_percent(robust_nr)}%",
+                 f"the standard source is {_percent(_measure(results, 'D', 'clean'))}% accurate and "
+                 f"{_percent(standard_robust)}% robust; {_inversion(results, 'D_NR')}"),
+    ]
     for name in ("D_rand", "D_det"):
         clean = _measure(results, name, "clean")
+        built = results.get("constructions", {}).get(name, {})
+        why = f"the targeted attack reached {_percent(built.get('success_rate'))}% of its targets"
+        follows = _measure(results, name, "follows_relabelling")
+        if follows is not None:
+            why += (f"; the model names y + 1 (the label D_det gives class y's robust features) for {_percent(follows)}% "
+                    "of the test images: it learned the robust relabelling, not the non-robust features")
         found.append(_finding(f"training on {name} generalises to the original test set (> chance + {MARGIN:g} points)",
                               None if clean is None else 100 * clean > chance + MARGIN,
-                              f"test accuracy {_percent(clean)}%, chance {chance:.1f}%"))
-    r = correlation(results)
+                              f"test accuracy {_percent(clean)}%, chance {chance:.1f}%", why))
+    r, points = correlation(results), _transfer_points(results)
     found.append(_finding("transfer success rises with accuracy after training on D_det (correlation > 0)",
                           None if r is None else r > 0,
-                          f"r = {r:.2f} over {len(_transfer_points(results))} architectures" if r is not None else ""))
+                          f"r = {r:.2f} over {len(points)} architectures" if r is not None else "",
+                          "(accuracy after D_det, transfer success): " + ", ".join(
+                              f"{ARCHITECTURES.get(name, name)} ({_percent(x)}%, {_percent(y)}%)" for name, (x, y) in points.items())))
     return found
 
 
@@ -411,7 +439,7 @@ def report_markdown(results: Mapping, figures: Sequence[str | Path] = ()) -> str
               "## Qualitative findings", ""]
     marks = {"reproduced": "[x]", "not reproduced": "[ ]", NOT_RUN: "[ ]"}
     lines += [f"- {marks[f.status]} **{f.status}**: {f.claim}" + (f" ({f.evidence})" if f.evidence else "")
-              for f in findings(results)]
+              + (f". Diagnosis: {f.diagnosis}." if f.diagnosis else "") for f in findings(results)]
     if figures:
         lines += ["", "## Figures", "", *(f"![{Path(path).stem}]({Path(path).name})\n" for path in figures)]
     return "\n".join(lines) + "\n"

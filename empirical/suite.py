@@ -115,6 +115,33 @@ def _fashion() -> Preset:
         transfer_models={"fast": {"width": 16}, "mlp": {"size": 28}}, transfer_attack=Attack.paper("l2", 1.0, steps=10))
 
 
+def _cifar_cpu() -> Preset:
+    """CIFAR-10 (the JPEG q75 copy) on a 2-core CPU in under an hour: the paper's threat models on fewer images.
+
+    Kept from the paper: training eps 0.5 (l2), relabelling eps 0.5, evaluation eps 0.25, the
+    four constructions and retraining on each. Cut, to fit (``--dry-run`` gives the plan's image
+    passes; results/suite-cifar10-cpu/ the measured stage times): the first 10,000 training images
+    and 1,000 test images (robust accuracy on the first 500: AutoAttack's FAB-T and Square cost
+    1.6 s per surviving image for the Fashion-MNIST fast net on 2 cores); the fast net of width 16
+    for 10 epochs instead of a ResNet-50 for 150 (benchmarks/bench_cpu_cifar.py on 2 cores: 1,960
+    training and 2,520 input-gradient images/s, twice width 32's); adversarial training with 3 PGD steps; the inversion's
+    100 steps of 0.1 (the paper: 1000; a path of 10 in l2, where images lie about 15 apart) and the
+    relabelling's 20 steps of 0.1 (the paper: 100); transfer between two architectures (fast net,
+    MLP) instead of five.
+    """
+    base = TrainConfig(model="fast", model_options={"width": 16}, epochs=10, batch_size=128, lr=0.1, nesterov=True,
+                       schedule="triangle", label_smoothing=0.1)
+    return Preset(
+        name="cifar10-cpu", description="CIFAR-10 JPEG set (10k training images, 1k test), fast net, the paper's eps; "
+        "2-core CPU, under an hour",
+        data="cifar10-jpeg", train_images=10_000, test_images=1_000, standard=base,
+        robust=replace(base, adversary=Attack.paper("l2", 0.5, steps=3)),
+        retrain={"D_R": base, "D_NR": base, "D_rand": base, "D_det": replace(base, augment=None)},
+        evaluation=Evaluation("l2", 0.25, images=500, paper_steps=20, sweep={"steps": (5, 25), "restarts": (1, 2)}),
+        inversion={"steps": 100, "step_size": 0.1, "start": "image"}, relabel={"eps": 0.5, "steps": 20, "step_size": 0.1},
+        transfer_models={"fast": {"width": 16}, "mlp": {"size": 32}}, transfer_attack=Attack.paper("l2", 0.5, steps=20))
+
+
 def _cifar(name: str, description: str, model: str, epochs: int, paper: bool) -> Preset:
     """CIFAR-10 (the JPEG q75 copy): the paper's settings, or ones cut to fit one GPU in about 20 minutes.
 
@@ -145,6 +172,7 @@ def _cifar(name: str, description: str, model: str, epochs: int, paper: bool) ->
 PRESETS: dict[str, Callable[[], Preset]] = {
     "smoke": _smoke,
     "fashion": _fashion,
+    "cifar10-cpu": _cifar_cpu,
     "cifar10": lambda: _cifar("cifar10", "CIFAR-10 JPEG set, ResNet-18, short triangle schedules: one GPU",
                               "resnet18", 15, paper=False),
     "cifar10-paper": lambda: _cifar("cifar10-paper", "CIFAR-10 JPEG set, the paper's ResNet-50 settings (hours; several GPUs)",
@@ -275,11 +303,35 @@ class Suite:
 
     # --- stages ---------------------------------------------------------------------------------
 
-    def _model(self, name: str) -> torch.nn.Module:
+    def model(self, name: str) -> torch.nn.Module:
         """A trained model: a source stage's ("standard", "robust"), or one by its training set (:data:`MODELS`)."""
         stage = {"D": "standard", "D (adversarial)": "robust"}.get(name, name)
         folder = self.folder(stage) / "train" if stage in ("standard", "robust") else self.folder("retrain") / stage / "train"
+        if not (folder / MODEL).is_file():
+            raise FileNotFoundError(f"model {name!r} is not trained in {self.out}: run its stage first")
         return load_model(folder / MODEL, self.device)[0]
+
+    def evaluation_record(self, name: str) -> dict | None:
+        """The evaluate stage's record of model ``name`` (:data:`MODELS`), or None before that stage has run."""
+        return json.loads((self.folder("evaluate") / "result.json").read_text())["models"][name] if self.done("evaluate") else None
+
+    @classmethod
+    def reopen(cls, out: str | Path, **options) -> Suite:
+        """The suite whose results.json is in ``out``, with its preset as the code defines it now.
+
+        Raises ValueError when the preset's settings have changed since that run (its stage
+        folders would not be found).
+        """
+        out = Path(out)
+        if not (out / "results.json").is_file():
+            raise FileNotFoundError(f"{out} has no results.json: not a suite run's folder")
+        recorded = json.loads((out / "results.json").read_text())
+        if recorded["preset"] not in PRESETS:
+            raise ValueError(f"{out} was run with preset {recorded['preset']!r}, which no longer exists")
+        preset = PRESETS[recorded["preset"]]()
+        if _plain(preset) != recorded["settings"]:
+            raise ValueError(f"preset {preset.name!r} has changed since the run in {out}: its stages cannot be reused")
+        return cls(preset, out, **options)
 
     def _train_and_measure(self, config: TrainConfig, data: ImageData, folder: Path, *, relabelled: bool = False) -> dict:
         """Train, then clean accuracy on the original test set (with ``relabelled``, also how often the
@@ -301,7 +353,7 @@ class Suite:
 
     def _construct(self, stage: str, folder: Path) -> dict:
         source = "robust" if stage == "D_R" else "standard"
-        model = self._model(source)
+        model = self.model(source)
         if stage in ("D_R", "D_NR"):
             constructed, stats = features_dataset(model, self.data[0], name=stage, device=self.device, progress=self.progress,
                                                   **self.preset.inversion)
@@ -336,7 +388,7 @@ class Suite:
             if done.is_file():
                 records[name] = json.loads(done.read_text())
                 continue
-            model = self._model(name)
+            model = self.model(name)
             evaluation = self.preset.evaluation if name in ("D", "D (adversarial)") else replace(self.preset.evaluation, sweep=None)
             self.log(f"evaluate: {name}")
             records[name] = evaluate(model, test.images, test.labels, evaluation, device=self.device,
@@ -347,7 +399,7 @@ class Suite:
         return {"models": records}
 
     def _run_transfer(self, folder: Path) -> dict:
-        source, test, det = self._model("standard"), self.data[1], self.constructed("D_det")
+        source, test, det = self.model("standard"), self.data[1], self.constructed("D_det")
         architectures = {}
         for name, options in self.preset.transfer_models.items():
             config = replace(self.preset.retrain["D_det"], model=name, model_options=options)

@@ -28,6 +28,17 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly which tests a missing data set skipped: CI installs every data set, a local run may not."""
+    missing = [report for report in terminalreporter.stats.get("skipped", [])
+               if isinstance(report.longrepr, tuple) and "not installed" in report.longrepr[2]]
+    if missing:
+        reasons = sorted({report.longrepr[2].removeprefix("Skipped: ") for report in missing})
+        terminalreporter.write_sep("=", f"{len(missing)} test(s) skipped for missing data, which CI runs", yellow=True)
+        for reason in reasons:
+            terminalreporter.write_line(f"  {reason}")
+
+
 @pytest.fixture(scope="session")
 def planted_models():
     """A standard and an adversarially trained fast net on the planted-features set (about 30 s on a CPU).

@@ -140,9 +140,9 @@ def test_attack_defaults_are_the_projects_evaluation_and_paper_is_the_papers_con
     attack = Attack("l2", 0.5)
     assert attack.to_dict() == {"norm": "l2", "eps": 0.5, "steps": 25, "restarts": 1, "step_size": None,
                                 "random_start": True, "loss": "margin", "targets": 9}
-    assert attack.step == 0.125 and Attack("l2", 0.5, steps=100).step == 0.125  # eps / 4 whatever the steps
+    assert attack.step == (1.0, "cosine")  # from 2 eps down to 0
     paper = Attack.paper("l2", 0.5, steps=10)
-    assert (paper.loss, paper.targets, paper.step) == ("ce", 0, pytest.approx(2.5 * 0.5 / 10))
+    assert (paper.loss, paper.targets, paper.step) == ("ce", 0, (pytest.approx(2.5 * 0.5 / 10), "constant"))
     model, x = linear_model(), interior_images(4)
     out = attack.run(model, x, torch.zeros(4, dtype=torch.long), torch.Generator().manual_seed(0))
     assert torch.all(distance(out, x, "l2") <= 0.5 + 1e-6)
@@ -172,20 +172,32 @@ def test_the_multi_targeted_attack_finds_exactly_the_non_robust_images_of_a_line
     assert torch.equal(still_correct, robust)
 
 
-def test_more_steps_never_weaken_a_run_with_the_default_step():
+def test_more_steps_never_weaken_a_run_with_a_constant_step():
     """From the same start a longer run continues the shorter one's trajectory and keeps its best iterate."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 2 * 2, 10))
     x, y = torch.rand((64, *SHAPE)), torch.randint(0, 10, (64,))
     values = []
     for steps in (2, 8, 32):
-        attack = Attack("l2", 0.5, steps=steps, targets=0)  # the untargeted margin
+        attack = Attack("l2", 0.5, steps=steps, step_size=0.1, targets=0)  # the untargeted margin
         adversarial = attack.run(model, x, y, torch.Generator().manual_seed(1))
         with torch.no_grad():
             values.append(untargeted_margin(model, adversarial, y))
     for fewer, more in zip(values, values[1:]):
         assert torch.all(more >= fewer)
     assert values[2].mean() > values[0].mean()
+
+
+def test_the_cosine_schedule_travels_from_large_steps_to_small_ones():
+    """A linear objective's gradient never changes: with no ball in the way (eps large) the path is the sum of
+    the steps, step_size (1 + cos(pi t / T)) / 2 for t < T, which is (T + 1) step_size / 2."""
+    model, x = linear_model(), interior_images(2)
+    toward = lambda m, z, _: z.flatten(1)[:, 0]  # noqa: E731  # ascend pixel 0
+    moved = pgd(model, x * 0.0, torch.zeros(2, dtype=torch.long), norm="l2", eps=100.0, steps=8, step_size=0.1,
+                schedule="cosine", random_start=False, loss=toward, box=None) - x * 0.0
+    torch.testing.assert_close(moved.flatten(1)[:, 0], torch.full((2,), (8 + 1) * 0.1 / 2))
+    with pytest.raises(ValueError, match="'linear'"):
+        pgd(model, x, torch.zeros(2, dtype=torch.long), norm="l2", eps=0.1, steps=2, step_size=0.1, schedule="linear")
 
 
 def test_targets_choose_their_own_classes():

@@ -107,3 +107,30 @@ def test_the_bridge_command_writes_json_and_figures(tmp_path, monkeypatch):
     assert (tmp_path / "models" / "robust" / "model.pt").is_file()  # a second run reuses the trained models
     assert main([*arguments, "--models", "robust"]) == 0
     assert main([*arguments, "--report", str(tmp_path / "missing.md")]) == 2
+
+
+def test_the_bridge_measures_a_suite_runs_own_models_and_reuses_its_evaluations(tmp_path, monkeypatch, capsys):
+    from dataclasses import replace
+
+    from empirical import suite
+    from empirical.cli import main
+    from tests.tiny_suite import tiny
+
+    preset = tiny()
+    monkeypatch.setitem(suite.PRESETS, "smoke", lambda: preset)
+    run = tmp_path / "run"
+    suite.Suite(preset, run, progress=False, log=lambda line: None).run()
+    evaluations = json.loads((run / "results.json").read_text())["evaluations"]
+    arguments = ["bridge", "--preset", "smoke", "--suite", str(run), "--out", str(tmp_path / "bridge"),
+                 "--study-samples", "0", "--quiet"]
+    assert main(arguments) == 0
+    record = json.loads((tmp_path / "bridge" / "bridge.json").read_text())
+    assert record["robustness"]["robust"] == evaluations["D (adversarial)"]
+    assert record["robustness"]["D_NR"] == evaluations["D_NR"]
+    assert record["suite"]["robustness_from_suite"] == sorted(record["summary"]) and record["data"].startswith("planted")
+    assert not (tmp_path / "bridge" / "models").exists()  # nothing trained
+    assert main([*arguments[:2], "fashion", *arguments[3:]]) == 2
+    assert "ran on 'planted' data" in capsys.readouterr().err
+    monkeypatch.setitem(suite.PRESETS, "smoke", lambda: replace(preset, relabel={"eps": 0.25, "steps": 3, "step_size": 0.2}))
+    assert main(arguments) == 2
+    assert "has changed since the run" in capsys.readouterr().err

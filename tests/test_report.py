@@ -128,7 +128,7 @@ def test_partial_results_are_reported_as_not_run(tmp_path):
     assert "Transfer: not run." in text
     assert "| `D_NR` | clean | not run | 88 |" in text and "| `D_NR` | not run |" in text  # Figure 2b, constructions
     assert row(table1(partial), "D_det")[1] == "not run"
-    assert [f.status for f in findings(partial)] == ["not run"] * 4
+    assert [f.status for f in findings(partial)] == ["not run"] * 5
     paths = write_report(partial, {}, tmp_path)
     assert sorted(path.name for path in paths) == ["figure2b.pdf", "figure2b.png", "report.md", "table1.md"]
     assert "![figure2b](figure2b.png)" in (tmp_path / "report.md").read_text()
@@ -171,7 +171,21 @@ def test_findings_fail_honestly_when_the_numbers_contradict_the_paper():
     assert status(found, "training on D_det") == "not reproduced"
     assert status(found, "training on D_rand") == "reproduced"
     assert status(found, "transfer success") == "not reproduced"
+    assert status(found, "standard training on D_NR is accurate") == "not reproduced"  # 30% robust
     assert "- [ ] **not reproduced**: standard training on D_R" in report_markdown(contrary)
+
+
+def test_a_failed_finding_carries_the_measurements_that_diagnose_it_and_a_reproduced_one_none():
+    contrary = results()
+    contrary["accuracy"]["D_R"]["robust"] = 0.02
+    contrary["accuracy"]["D_det"].update(clean=0.05, follows_relabelling=0.72)
+    found = {f.claim.split(" (")[0]: f for f in findings(contrary)}
+    d_r = found["standard training on D_R is more robust than on D_NR"]
+    assert "source keeps 60.0%" in d_r.diagnosis and "relative representation distance of 0.1" in d_r.diagnosis
+    d_det = found["training on D_det generalises to the original test set"]
+    assert "62.0% of its targets" in d_det.diagnosis and "y + 1" in d_det.diagnosis and "72.0%" in d_det.diagnosis
+    assert found["training on D_rand generalises to the original test set"].diagnosis == ""  # reproduced
+    assert "Diagnosis: the adversarially trained source keeps 60.0%" in report_markdown(contrary)
 
 
 def test_correlation_is_computed_from_the_points_when_the_suite_gave_none():

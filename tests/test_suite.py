@@ -2,11 +2,12 @@
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from empirical.cli import main
-from empirical.suite import CONSTRUCTED, STAGES, Suite, stage_keys
+from empirical.suite import CONSTRUCTED, PRESETS, STAGES, Suite, stage_keys
 from tests.tiny_suite import tiny
 
 
@@ -87,7 +88,7 @@ def test_unknown_stage_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    """The smoke preset end to end (about 20 s on 2 CPU cores)."""
+    """The smoke preset end to end (about 80 s on 2 CPU cores)."""
     out = tmp_path_factory.mktemp("smoke")
     assert main(["run", "--preset", "smoke", "--out", str(out), "--quiet"]) == 0
     return json.loads((out / "results.json").read_text())
@@ -140,3 +141,26 @@ def test_smoke_architectures_that_learn_more_from_d_det_are_fooled_more_by_trans
     """Figure 3: accuracy after training on D_det and transfer success rise together."""
     points = sorted((a["test_accuracy"], a["success_rate"]) for a in smoke["transfer"]["architectures"].values())
     assert len(points) >= 2 and [y for _, y in points] == sorted(y for _, y in points)
+
+
+@pytest.mark.slow
+def test_the_cifar10_cpu_preset_runs_every_stage_on_a_few_real_cifar10_images(tmp_path):
+    """The cifar10-cpu code path (CIFAR-10 JPEG copy, fast net, the paper's eps) cut to 300 images and 1 epoch."""
+    jpeg = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10" / "jpeg_q75" / "cifar10_jpeg_q75.npz"
+    if not jpeg.is_file():
+        pytest.skip(f"data file(s) absent: {jpeg}")
+    preset = PRESETS["cifar10-cpu"]()
+    one_epoch = {name: replace(config, epochs=1) for name, config in preset.retrain.items()}
+    small = replace(preset, data_options={"indices": list(range(300)), "cache": False}, train_images=300, test_images=100,
+                    standard=replace(preset.standard, epochs=1), robust=replace(preset.robust, epochs=1), retrain=one_epoch,
+                    inversion={**preset.inversion, "steps": 2}, relabel={**preset.relabel, "steps": 2},
+                    evaluation=replace(preset.evaluation, images=20, paper_steps=2, pgd_steps=2,
+                                       sweep={"steps": (1, 2), "restarts": (1,)}))
+    results = Suite(small, tmp_path, progress=False, log=lambda line: None).run()
+    assert results["data"] == {"name": "CIFAR-10 (JPEG q75 re-encode)", "train": 300, "test": 100, "classes": 10}
+    assert set(results["accuracy"]) == {"D", "D (adversarial)", *CONSTRUCTED}
+    assert results["evaluation"]["eps"] == 0.25 and results["settings"]["relabel"]["eps"] == 0.5
+    assert results["settings"]["robust"]["adversary"]["eps"] == 0.5
+    assert set(results["transfer"]["architectures"]) == {"fast", "mlp"}
+    assert all(row["evaluated_images"] == 20 for row in results["accuracy"].values())
+    assert (tmp_path / "report.md").is_file()
