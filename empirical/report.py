@@ -202,7 +202,9 @@ def findings(results: Mapping) -> list[Finding]:
         follows = _measure(results, name, "follows_relabelling")
         if follows is not None:
             why += (f"; the model names y + 1 (the label D_det gives class y's robust features) for {_percent(follows)}% "
-                    "of the test images: it learned the robust relabelling, not the non-robust features")
+                    "of the test images: " + ("it learned the robust relabelling, not the non-robust features"
+                                              if 100 * follows > chance + MARGIN else
+                                              "it learned neither the non-robust features nor the robust relabelling"))
         found.append(_finding(f"training on {name} generalises to the original test set (> chance + {MARGIN:g} points)",
                               None if clean is None else 100 * clean > chance + MARGIN,
                               f"test accuracy {_percent(clean)}%, chance {chance:.1f}%", why))

@@ -184,6 +184,10 @@ def test_a_failed_finding_carries_the_measurements_that_diagnose_it_and_a_reprod
     assert "source keeps 60.0%" in d_r.diagnosis and "relative representation distance of 0.1" in d_r.diagnosis
     d_det = found["training on D_det generalises to the original test set"]
     assert "62.0% of its targets" in d_det.diagnosis and "y + 1" in d_det.diagnosis and "72.0%" in d_det.diagnosis
+    assert "it learned the robust relabelling" in d_det.diagnosis
+    contrary["accuracy"]["D_det"].update(follows_relabelling=0.15)  # near chance for y + 1 too: neither was learned
+    d_det = next(f for f in findings(contrary) if f.claim.startswith("training on D_det"))
+    assert "it learned neither the non-robust features nor the robust relabelling" in d_det.diagnosis
     assert found["training on D_rand generalises to the original test set"].diagnosis == ""  # reproduced
     assert "Diagnosis: the adversarially trained source keeps 60.0%" in report_markdown(contrary)
 
