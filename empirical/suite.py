@@ -216,6 +216,7 @@ class Suite:
         options = dict(preset.data_options, **location)
         self._data_options = options
         self._data: tuple[ImageData, ImageData] | None = None
+        self._computed: set[str] = set()  # the stages this object ran rather than found cached
 
     def folder(self, stage: str) -> Path:
         return self.out / "stages" / f"{stage}-{self.keys[stage]}"
@@ -293,6 +294,7 @@ class Suite:
         self.log(f"{stage}: running ({folder.name})")
         result = self._construct(stage, folder) if stage in CONSTRUCTED else getattr(self, f"_run_{stage}")(folder)
         result["seconds"] = time.perf_counter() - started
+        self._computed.add(stage)
         if is_main():
             temporary = folder / "result.json.tmp"
             temporary.write_text(json.dumps(result, indent=1) + "\n")
@@ -433,7 +435,7 @@ class Suite:
             "git": git_commit(), "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
             "processes": world()[1],
             "versions": versions(),
-            "stages": {s: {"seconds": stages[s]["seconds"], "key": self.keys[s], "cached": False} for s in stages},
+            "stages": {s: {"seconds": stages[s]["seconds"], "key": self.keys[s], "cached": s not in self._computed} for s in stages},
             "evaluation": self.preset.evaluation.to_dict(),
             "constructions": {s: stages[s] for s in CONSTRUCTED if s in stages},
             "accuracy": accuracy_rows,

@@ -24,6 +24,9 @@ def test_a_run_writes_every_output_and_a_second_run_is_all_cached(tmp_path):
     again = Suite(tiny(), tmp_path, progress=False, log=lines.append).run()
     assert sum("cached" in line for line in lines) == len(STAGES) - 1
     assert again["accuracy"] == results["accuracy"]
+    assert not any(stage["cached"] for stage in results["stages"].values())
+    assert all(stage["cached"] for stage in again["stages"].values())
+    assert again["stages"]["robust"]["seconds"] == results["stages"]["robust"]["seconds"]  # the time it took when computed
 
 
 def test_an_interrupted_run_continues_from_the_stages_it_finished_and_reproduces_an_uninterrupted_one(tmp_path):
