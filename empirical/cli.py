@@ -202,7 +202,7 @@ def _suite_models(args: argparse.Namespace, preset, device: str) -> tuple:
         raise ValueError(f"--suite {args.suite} ran on {suite.preset.data!r} data but bridge preset {preset.name!r} "
                          f"measures {preset.data!r}: choose the bridge preset of the suite's data")
     data, test = suite.data
-    recorded = json.loads((suite.out / "results.json").read_text())
+    recorded = suite.results()  # from the stage folders themselves
     models = {name: suite.model(SUITE_MODELS[name]) for name in args.models}
     constructions = {name: recorded["constructions"][name] for name in ("D_R", "D_NR")
                      if name in args.models and name in recorded["constructions"]}
