@@ -2,13 +2,14 @@
 
 For each network, images per second of (a) a training step (forward, backward, SGD step) and (b)
 an input-gradient step (forward and backward to the input in eval mode: one PGD or inversion
-step), first as the plain torch loop a user would write (NCHW float32, batch 128, torch's default
-threads), then with one change at a time: channels_last, larger batches, one thread instead of
-two, parameters frozen for input gradients, and torch.compile. Synthetic 3x32x32 images (the pixels
-do not change the cost); each rate is the best of ``--repeat`` timed passes over ``--images``
-images after one warm-up pass.
+step), first as the plain torch loop a user would write (NCHW float32 weights and images, batch
+128, torch's default threads), then with one change at a time: channels_last weights (the layout
+``empirical.models.build`` returns), channels_last weights and images, larger batches, one thread
+instead of two, parameters frozen for input gradients, and torch.compile. Synthetic 3x32x32
+images (the pixels do not change the cost); each rate is the best of ``--repeat`` timed passes
+over ``--images`` images after one warm-up pass.
 
-    PYTHONPATH=. python3 benchmarks/bench_cpu_cifar.py [--models fast16 fast32 ...] [--quick]
+    PYTHONPATH=. python3 benchmarks/bench_cpu_cifar.py [--models fast16 fast32 ...] [--settings ...] [--quick]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ p.add_argument("--models", nargs="+", default=["fast16", "fast32", "fast64", "re
 p.add_argument("--images", type=int, default=1024, help="images per timed pass")
 p.add_argument("--repeat", type=int, default=3, help="timed passes per setting (the best counts)")
 p.add_argument("--compile", action="store_true", help="also time torch.compile (slow to start)")
+p.add_argument("--settings", nargs="+", default=None, help="time only these settings (default: all)")
 args = p.parse_args()
 _common.pin_threads(args.threads)
 
@@ -32,11 +34,10 @@ import torch.nn.functional as F  # noqa: E402
 from empirical.models import build  # noqa: E402
 
 
-def network(name: str) -> torch.nn.Module:
+def network(name: str, memory_format: torch.memory_format) -> torch.nn.Module:
     torch.manual_seed(args.seed)
-    if name.startswith("fast"):
-        return build("fast", width=int(name[4:]))
-    return build(name)
+    model = build("fast", width=int(name[4:])) if name.startswith("fast") else build(name)
+    return model.to(memory_format=memory_format)
 
 
 def images(count: int, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,12 +57,10 @@ def rate(step, count: int, batch: int) -> float:
     return count / best
 
 
-def training(name: str, batch: int = 128, channels_last: bool = False, threads: int | None = None,
-             compiled: bool = False) -> float:
+def training(name: str, batch: int = 128, weights_last: bool = False, channels_last: bool = False,
+             threads: int | None = None, compiled: bool = False) -> float:
     torch.set_num_threads(threads or args.threads)
-    model = network(name).train()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = network(name, torch.channels_last if weights_last or channels_last else torch.contiguous_format).train()
     forward = torch.compile(model) if compiled else model
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = images(args.images, channels_last)
@@ -75,12 +74,10 @@ def training(name: str, batch: int = 128, channels_last: bool = False, threads: 
     return rate(step, args.images, batch)
 
 
-def input_gradient(name: str, batch: int = 128, channels_last: bool = False, threads: int | None = None,
-                   frozen: bool = False, compiled: bool = False) -> float:
+def input_gradient(name: str, batch: int = 128, weights_last: bool = False, channels_last: bool = False,
+                   threads: int | None = None, frozen: bool = False, compiled: bool = False) -> float:
     torch.set_num_threads(threads or args.threads)
-    model = network(name).eval()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = network(name, torch.channels_last if weights_last or channels_last else torch.contiguous_format).eval()
     if frozen:
         model.requires_grad_(False)
     forward = torch.compile(model) if compiled else model
@@ -97,14 +94,19 @@ if args.quick:
     args.images, args.repeat, args.models = 128, 1, args.models[:1]
 settings = {
     "plain (NCHW, batch 128)": {},
-    "channels_last": {"channels_last": True},
+    "channels_last weights": {"weights_last": True},
+    "channels_last weights and images": {"channels_last": True},
     "batch 256": {"batch": 256},
     "batch 512": {"batch": 512},
-    "channels_last, batch 512": {"channels_last": True, "batch": 512},
+    "channels_last weights, batch 512": {"weights_last": True, "batch": 512},
     "1 thread": {"threads": 1},
 }
 if args.compile:
     settings["torch.compile"] = {"compiled": True}
+if args.settings:
+    if unknown := sorted(set(args.settings) - set(settings)):
+        raise SystemExit(f"unknown settings {unknown}; choose from {sorted(settings)}")
+    settings = {label: settings[label] for label in args.settings}
 rows = []
 for name in args.models:
     for label, options in settings.items():
@@ -113,8 +115,10 @@ for name in args.models:
         rows.append(row)
         print(f"{name:9s} {label:28s} training {row['training_images_per_second']:8.1f}/s   "
               f"input gradients {row['input_gradient_images_per_second']:8.1f}/s", flush=True)
-    frozen = input_gradient(name, frozen=True, channels_last=True, batch=512)
-    rows.append({"model": name, "setting": "input gradients: parameters frozen, channels_last, batch 512",
+    if args.settings:
+        continue
+    frozen = input_gradient(name, frozen=True, weights_last=True, batch=512)
+    rows.append({"model": name, "setting": "input gradients: parameters frozen, channels_last weights, batch 512",
                  "input_gradient_images_per_second": frozen})
     print(f"{name:9s} {'frozen parameters (cl, 512)':28s} input gradients {frozen:8.1f}/s", flush=True)
 print()

@@ -11,7 +11,8 @@ same steps as an uninterrupted one (bit-identical on CPU; on CUDA up to cuDNN's 
 
 Checkpoints are plain ``torch.save`` dicts of tensors and numbers (loadable with
 ``weights_only=True``), written atomically, with a ``.sha256`` file beside each that is checked
-on load. On CUDA, the forward and backward passes run in bf16 autocast on channels_last tensors.
+on load. Models keep convolution weights channels_last (see :func:`empirical.models.build`); on
+CUDA, the forward and backward passes run in bf16 autocast on channels_last inputs too.
 
 Under torchrun (:mod:`empirical.distributed`) the model is wrapped in DistributedDataParallel and
 each process trains on a contiguous slice of every global batch (``batch_size`` stays the global
@@ -164,7 +165,7 @@ def train(
     data = data.to(device)
     build_arguments = _build_arguments(config, data)
     torch.manual_seed(config.seed)
-    model = build(**build_arguments).to(device, memory_format=torch.channels_last if cuda else torch.preserve_format)
+    model = build(**build_arguments).to(device)  # channels_last weights (see build)
     if config.model == "fast":
         fit_whitening(model, data.images[:WHITENING_IMAGES])
     processes = world()[1]

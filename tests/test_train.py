@@ -92,6 +92,7 @@ def test_an_interrupted_training_resumes_to_the_same_result(small, tmp_path, adv
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in reference.history]
     model, loaded_config = load_model(tmp_path / MODEL)
     assert loaded_config == config and not model.training
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     x = small.images[:8]
     torch.testing.assert_close(model(x), resumed.model(x), rtol=0, atol=0)
 
