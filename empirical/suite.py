@@ -123,8 +123,9 @@ def _cifar_cpu() -> Preset:
     passes; results/suite-cifar10-cpu/ the measured stage times): the first 10,000 training images
     and 1,000 test images (robust accuracy on the first 500: AutoAttack's FAB-T and Square cost
     1.6 s per surviving image for the Fashion-MNIST fast net on 2 cores); the fast net of width 16
-    for 10 epochs instead of a ResNet-50 for 150 (benchmarks/bench_cpu_cifar.py on 2 cores: 1,960
-    training and 2,520 input-gradient images/s, twice width 32's); adversarial training with 3 PGD steps; the inversion's
+    for 10 epochs instead of a ResNet-50 for 150 (benchmarks/bench_cpu_cifar.py on 2 cores, channels_last
+    weights: 2,060 training and 2,630 input-gradient images/s, 1.8-1.9x width 32's; the whole run 37 min 40 s);
+    adversarial training with 3 PGD steps; the inversion's
     100 steps of 0.1 (the paper: 1000; a path of 10 in l2, where images lie about 15 apart) and the
     relabelling's 20 steps of 0.1 (the paper: 100); transfer between two architectures (fast net,
     MLP) instead of five.
