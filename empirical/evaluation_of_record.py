@@ -17,6 +17,12 @@ What this module adds is the project's conventions around it:
 
 Versions: "standard" (l2 and linf: APGD-CE, APGD-T over 9 target classes, FAB-T, Square with 5000
 queries), "plus", "rand" (for randomised defences), or "custom" with ``attacks``.
+
+Models with fewer than 10 classes: the targeted attacks aim at the K - 1 other classes (the package
+would index past the logits), and the attacks on the DLR loss, which divides by the gap between the
+largest and the third (untargeted) or the fourth (targeted) largest logit, are left out of a version
+when the model has too few classes for them (a binary classifier gets APGD-CE, FAB-T, Square); a
+warning in the result says so.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from .models import evaluating
 
 VERSIONS = ("standard", "plus", "rand", "custom")
 ATTACKS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
+MIN_CLASSES = {"apgd-dlr": 3, "apgd-t": 4}  # the DLR loss reads the third / fourth largest logit; others need 2
 NORMS = {"l2": "L2", "linf": "Linf"}
 LOGGER = "auto-attack"  # the package's logger
 
@@ -99,7 +106,9 @@ def autoattack(
     """
     attacks = _check(model, images, labels, norm, eps, version, attacks, batch_size, seed)
     device = torch.device(device or next(model.parameters()).device)
-    order = _attack_order(version, attacks)
+    classes = _num_classes(model, images[:1], device)
+    order = _attack_order(version, attacks, classes)
+    left_out = [name for name in _attack_order(version, attacks, None) if name not in order]
     if "square" in order and norm == "l2" and min(images.shape[-2:]) < 5:
         raise ValueError(f"Square's l2 attack needs images of at least 5 x 5 pixels, got {tuple(images.shape[-2:])}; "
                          "use version='custom' without 'square'")
@@ -113,7 +122,7 @@ def autoattack(
         columns = []
         starts = range(0, len(x_part), batch_size)
         with evaluating(model), _quiet_logger() as warnings, _own_random_state(device):
-            adversary = _adversary(model, norm, eps, version, attacks, seed, device)
+            adversary = _adversary(model, norm, eps, version, attacks, seed, device, classes)
             for start in tqdm(starts, desc="AutoAttack", disable=not progress, leave=False):
                 key = str(start)
                 if key not in saved["chunks"]:
@@ -124,6 +133,9 @@ def autoattack(
         messages.extend(warnings)
         return torch.cat(columns) if columns else torch.zeros((0, len(order) + 1), dtype=torch.bool)
 
+    if left_out:
+        messages.append(f"{', '.join(left_out)} left out: the DLR loss needs at least "
+                        f"{max(MIN_CLASSES[name] for name in left_out)} classes, the model has {classes}")
     flags = sharded(run, images, labels)
     names = ("clean", *order)
     after = {name: float(flags[:, i].float().mean()) if len(flags) else 0.0 for i, name in enumerate(names)}
@@ -148,7 +160,14 @@ def _chunk(adversary, x: Tensor, y: Tensor, order: Sequence[str], seconds: dict[
     return torch.stack(columns, dim=1).cpu()
 
 
-def _adversary(model: nn.Module, norm: str, eps: float, version: str, attacks: tuple[str, ...] | None, seed: int, device):
+def _num_classes(model: nn.Module, image: Tensor, device) -> int:
+    """The width of the model's logits, from one image."""
+    with evaluating(model), torch.no_grad():
+        return model(image.to(device)).shape[1]
+
+
+def _adversary(model: nn.Module, norm: str, eps: float, version: str, attacks: tuple[str, ...] | None, seed: int, device,
+               classes: int):
     try:
         from pyautoattack import AutoAttack
     except ImportError as error:  # pragma: no cover - the empirical extra installs it
@@ -156,16 +175,24 @@ def _adversary(model: nn.Module, norm: str, eps: float, version: str, attacks: t
     adversary = AutoAttack(model, norm=NORMS[norm], eps=float(eps), version=version,
                            attacks=list(attacks) if version == "custom" else None, seed=seed, device=device)
     adversary.verbose = False
+    adversary.apgd_targeted.n_target_classes = min(adversary.apgd_targeted.n_target_classes, classes - 1)
+    adversary.fab.n_target_classes = min(adversary.fab.n_target_classes, classes - 1)
     return adversary
 
 
-def _attack_order(version: str, attacks: tuple[str, ...] | None) -> tuple[str, ...]:
-    """The attacks the version runs, in order (as the package sets them)."""
+def _attack_order(version: str, attacks: tuple[str, ...] | None, classes: int | None) -> tuple[str, ...]:
+    """The attacks the version runs, in order (as the package sets them), for a model with ``classes``
+    logits (None: any); a custom list with an attack the classes cannot support is refused."""
     if version == "custom":
+        unsupported = [name for name in attacks if classes is not None and classes < MIN_CLASSES.get(name, 2)]
+        if unsupported:
+            raise ValueError(f"attacks {unsupported} use the DLR loss, which needs at least "
+                             f"{max(MIN_CLASSES[name] for name in unsupported)} classes; the model has {classes}")
         return tuple(attacks)
-    return {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
-            "plus": ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"),
-            "rand": ("apgd-ce", "apgd-dlr")}[version]
+    order = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
+             "plus": ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"),
+             "rand": ("apgd-ce", "apgd-dlr")}[version]
+    return tuple(name for name in order if classes is None or classes >= MIN_CLASSES.get(name, 2))
 
 
 @contextmanager

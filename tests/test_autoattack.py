@@ -2,6 +2,7 @@
 model, resumable, leaving nothing of the caller's changed; empirical.sanity: the flags it raises."""
 
 import json
+from contextlib import nullcontext
 
 import pytest
 import torch
@@ -45,6 +46,25 @@ def test_the_standard_version_runs_its_four_attacks_in_order():
     result = autoattack(model, x, model(x).argmax(1), norm="l2", eps=EPS)
     assert result.attacks == ("apgd-ce", "apgd-t", "fab-t", "square") and list(result.after)[1:] == list(result.attacks)
     assert json.loads(json.dumps(result.to_dict()))["robust"] == result.accuracy
+
+
+@pytest.mark.parametrize(("classes", "attacks"), [(2, ("apgd-ce", "fab-t", "square")), (5, ("apgd-ce", "apgd-t", "fab-t", "square"))])
+def test_with_few_classes_the_standard_version_runs_what_the_logits_support(classes, attacks):
+    """Targeted attacks aim at the K - 1 other classes; APGD-T's DLR loss needs 4 logits, so a binary
+    classifier is attacked by APGD-CE, FAB-T and Square, exactly (on a linear model) and with a flag."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, classes))
+    x = 0.4 + 0.2 * torch.rand(30, 3, 8, 8)
+    y = model(x).argmax(1)
+    result = autoattack(model, x, y, norm="l2", eps=EPS)
+    assert result.attacks == attacks
+    assert any("apgd-t left out" in w for w in result.warnings) == (classes < 4)
+    if classes == 2:
+        assert torch.equal(result.robust, exact_l2_robust(model, x, y, EPS))
+        raised = flags(clean=result.clean, robust={"AutoAttack": result.accuracy}, autoattack=result.to_dict())
+        assert "too_few_classes" in {flag.name for flag in raised}
+    with pytest.raises(ValueError, match="at least 4 classes") if classes < 4 else nullcontext():
+        autoattack(model, x, y, norm="l2", eps=EPS, version="custom", attacks=["apgd-t"])
 
 
 def test_zero_budget_leaves_the_clean_accuracy(linear):
