@@ -38,6 +38,43 @@ def study_figure(study: dict) -> Figure:
     return figure
 
 
+def pixels_figure(record: dict) -> Figure:
+    """Against eps, theory (the two-Gaussian fit to the pixels) and the networks trained on the same pair:
+    gradient alignment, misalignment, and robust test accuracy at the evaluation radius."""
+    rows, networks = record["theory"]["rows"], record["networks"]
+    figure = Figure(figsize=(14, 4.2), layout="constrained")
+    axes = figure.subplots(1, 3)
+    axes[1].axhline(record["random_direction_misalignment"], color="black", linestyle=":",
+                    label="random direction, tr($\\Sigma^{-1}$)/d")
+    kinds = [("closed_form", "-", "Theorem 2 closed form $\\Sigma_r^{-1}\\mu$"), ("exact", "o", "exact robust MLE")]
+    evaluation = record["settings"]["evaluation"]["eps"]
+    for axis, key, network_key, label in [
+        (axes[0], "alignment", "alignment", "cos(grad$_x$, $\\mu$)"),
+        (axes[1], "misalignment", "misalignment", "$\\delta^T\\Sigma^{-1}\\delta / \\|\\delta\\|^2$"),
+        (axes[2], "test_robust_accuracy_at_evaluation_eps", None, f"robust test accuracy at $\\ell_2$ {evaluation:g}"),
+    ]:
+        for kind, style, name in kinds:
+            points = [(row["eps"], row[kind][key]) for row in rows if kind in row]
+            if points:
+                axis.plot(*zip(*points), style, color="C0", markerfacecolor="none", label=f"linear: {name}")
+        if network_key is not None:
+            median = [n[network_key] for n in networks]
+            quartiles = np.array([n[f"{network_key}_quartiles"] for n in networks]).T
+            axis.errorbar([n["eps"] for n in networks], median, yerr=np.abs(quartiles - median), fmt="^", color="C2",
+                          capsize=3, label="fast net, PGD training (median, IQR)")
+        else:
+            axis.plot([n["eps"] for n in networks], [n["robustness"]["autoattack"]["robust"] for n in networks], "^",
+                      color="C2", label="fast net (AutoAttack)")
+        axis.set(xlabel="$\\varepsilon$ of training ($\\ell_2$)", ylabel=label)
+        axis.legend(fontsize=7.5)
+    axes[1].set(yscale="log", title="misalignment (Theorem 1)")
+    axes[0].set(title="gradient alignment (Theorem 3)")
+    axes[2].set(title="robustness")
+    figure.suptitle(f"{record['data']['train']}: two Gaussians fitted to the pixels (d = {record['theory']['d']}, "
+                    f"n = {record['theory']['n']}) and networks on the same pair", fontsize=10)
+    return figure
+
+
 def images_figure(measured: dict, title: str) -> Figure:
     """Per model: the distributions of gradient alignment and of the perturbations' Mahalanobis/l2 ratio."""
     figure = Figure(figsize=(11, 4.2), layout="constrained")

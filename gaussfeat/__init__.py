@@ -9,7 +9,7 @@ Conventions (the 1/2 in the NLL, eps as an l2 radius) are stated in each module'
 from ._checks import GaussfeatError
 from .adversary import l2_adversary, lagrangian_adversary, pgd_adversary
 from .alignment import gradient_alignment, worst_case_alignment, worst_case_mean
-from . import metrics
+from . import curve, linear, metrics
 from .instances import figure4, random_instance
 from .model import TwoGaussian, mle
 from .robust import (

@@ -36,8 +36,8 @@ def as_float_array(value, name: str, ndim: int) -> np.ndarray:
     return array
 
 
-def as_spd(value, name: str = "sigma", rtol: float = 1e-8) -> np.ndarray:
-    """``value`` as a symmetric positive-definite matrix (symmetrised exactly)."""
+def as_symmetric(value, name: str = "sigma", rtol: float = 1e-8) -> np.ndarray:
+    """``value`` as a square matrix, symmetric to ``rtol`` of its largest entry (symmetrised exactly)."""
     matrix = as_float_array(value, name, 2)
     rows, cols = matrix.shape
     if rows != cols:
@@ -49,12 +49,19 @@ def as_spd(value, name: str = "sigma", rtol: float = 1e-8) -> np.ndarray:
             f"{name} must be symmetric, but max |{name} - {name}^T| = {asymmetry:.3g} "
             f"exceeds {rtol:g} x max |{name}| = {rtol * scale:.3g}"
         )
-    matrix = (matrix + matrix.T) / 2
-    smallest = np.linalg.eigvalsh(matrix)[0]
+    return (matrix + matrix.T) / 2
+
+
+def require_positive_spectrum(smallest: float, name: str) -> None:
+    """Raise unless ``smallest``, the smallest eigenvalue of the matrix ``name``, is positive."""
     if not smallest > 0:
-        raise GaussfeatError(
-            f"{name} must be positive definite, but its smallest eigenvalue is {smallest:.6g}"
-        )
+        raise GaussfeatError(f"{name} must be positive definite, but its smallest eigenvalue is {smallest:.6g}")
+
+
+def as_spd(value, name: str = "sigma", rtol: float = 1e-8) -> np.ndarray:
+    """``value`` as a symmetric positive-definite matrix (symmetrised exactly)."""
+    matrix = as_symmetric(value, name, rtol)
+    require_positive_spectrum(np.linalg.eigvalsh(matrix)[0], name)
     return matrix
 
 

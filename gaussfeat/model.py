@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import norm
 
-from ._checks import GaussfeatError, as_count, as_float_array, as_labels, as_points, as_positive, as_spd
+from ._checks import (
+    GaussfeatError,
+    as_count,
+    as_float_array,
+    as_labels,
+    as_points,
+    as_positive,
+    as_symmetric,
+    require_positive_spectrum,
+)
+from .linalg import symmetric_eigh
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,13 +46,44 @@ class TwoGaussian:
 
     def __post_init__(self) -> None:
         mu = as_float_array(self.mu, "mu", 1).copy()  # never freeze the caller's array
-        sigma = as_spd(self.sigma, "sigma")
+        sigma = as_symmetric(self.sigma, "sigma")
         if sigma.shape != (mu.size, mu.size):
             raise GaussfeatError(
                 f"sigma must have shape ({mu.size}, {mu.size}) to match mu, got {sigma.shape}"
             )
-        eigenvalues, basis = np.linalg.eigh(sigma)
+        eigenvalues, basis = symmetric_eigh(sigma)  # the one eigensolve: it also checks definiteness
+        require_positive_spectrum(eigenvalues[0], "sigma")
+        self._freeze(mu, sigma, eigenvalues, basis)
+
+    @classmethod
+    def from_spectrum(cls, mu, eigenvalues, basis) -> TwoGaussian:
+        """The model with Sigma = Q diag(eigenvalues) Q^T, Q = ``basis`` (orthonormal columns), without
+        an eigensolve: the way to build models at image dimension (d in the thousands), where
+        each eigensolve costs seconds. Q's orthonormality is checked on a random vector (O(d^2)).
+        """
+        mu = as_float_array(mu, "mu", 1).copy()
+        eigenvalues = as_float_array(eigenvalues, "eigenvalues", 1)
+        basis = as_float_array(basis, "basis", 2)
+        if eigenvalues.shape != mu.shape or basis.shape != (mu.size, mu.size):
+            raise GaussfeatError(
+                f"eigenvalues must have shape {mu.shape} and basis {(mu.size, mu.size)} to match mu, "
+                f"got {eigenvalues.shape} and {basis.shape}"
+            )
+        order = np.argsort(eigenvalues, kind="stable")
+        eigenvalues, basis = eigenvalues[order], basis[:, order]
+        require_positive_spectrum(eigenvalues[0], "sigma")
+        probe = np.random.default_rng(0).standard_normal(mu.size)
+        drift = np.linalg.norm(basis.T @ (basis @ probe) - probe) / np.linalg.norm(probe)
+        if drift > 1e-8:
+            raise GaussfeatError(f"basis must have orthonormal columns, but |Q^T Q v - v| / |v| = {drift:.3g} for a random v")
+        model = object.__new__(cls)
+        model._freeze(mu, (basis * eigenvalues) @ basis.T, eigenvalues, basis)
+        return model
+
+    def _freeze(self, mu: np.ndarray, sigma: np.ndarray, eigenvalues: np.ndarray, basis: np.ndarray) -> None:
+        sigma = (sigma + sigma.T) / 2
         for name, value in [("mu", mu), ("sigma", sigma), ("_eigenvalues", eigenvalues), ("_basis", basis)]:
+            value = np.array(value, dtype=float)  # own, writable copies to freeze
             value.setflags(write=False)
             object.__setattr__(self, name, value)
 
@@ -110,17 +151,23 @@ class TwoGaussian:
         The worst perturbation is -y eps w / ||w||, which lowers the margin y x^T w by
         eps ||w||: accuracy = Phi((w^T mu* - eps ||w||) / sqrt(w^T Sigma* w)).
         """
-        eps = as_positive(eps, "eps", allow_zero=True)
         truth = self if truth is None else truth
         if not isinstance(truth, TwoGaussian):
             raise TypeError(f"truth must be a TwoGaussian, got {type(truth).__name__}")
         if truth.dim != self.dim:
             raise GaussfeatError(f"truth has dimension {truth.dim}, but this model has {self.dim}")
-        w = self.weights
-        if not np.any(w):  # mu = 0: sign(0) = +1 for every x, right on half of the points
-            return 0.5
-        spread = np.sqrt(w @ truth.sigma @ w)
-        return float(norm.cdf((w @ truth.mu - eps * np.linalg.norm(w)) / spread))
+        return linear_robust_accuracy(self.weights, truth, eps)
+
+
+def linear_robust_accuracy(w: np.ndarray, truth: TwoGaussian, eps: float) -> float:
+    """Phi((w^T mu* - eps ||w||) / sqrt(w^T Sigma* w)): the exact accuracy of sign(x^T w) on ``truth``
+    under any l2 perturbation of norm <= eps (w = 0 classifies every x as +1: one half)."""
+    eps = as_positive(eps, "eps", allow_zero=True)
+    if not np.any(w):
+        return 0.5
+    coordinates = truth.basis.T @ w
+    spread = np.sqrt(np.sum(coordinates**2 * truth.eigenvalues))  # sqrt(w^T Sigma* w) in O(d^2)
+    return float(norm.cdf((w @ truth.mu - eps * np.linalg.norm(w)) / spread))
 
 
 def mle(x, y) -> TwoGaussian:
@@ -128,10 +175,15 @@ def mle(x, y) -> TwoGaussian:
 
     The covariance divides by n (the MLE), and needs n > d points for Sigma to be invertible.
     """
+    return TwoGaussian(*mle_parameters(x, y))
+
+
+def mle_parameters(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, Sigma) of :func:`mle`, validated but without the model's eigensolve."""
     x = as_float_array(x, "x", 2)
     y = as_labels(y, len(x))
     if len(x) <= x.shape[1]:
         raise GaussfeatError(f"mle needs more points than dimensions, got n={len(x)} for d={x.shape[1]}")
     mu = y @ x / len(x)
     residual = x - y[:, None] * mu
-    return TwoGaussian(mu, residual.T @ residual / len(x))
+    return mu, residual.T @ residual / len(x)

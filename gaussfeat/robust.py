@@ -25,6 +25,7 @@ O((1 + e^1/2) / e^1/2), have these rates only if e is a budget on the *squared* 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,10 +33,11 @@ from scipy.optimize import brentq
 
 from ._checks import GaussfeatError, as_count, as_float_array, as_labels, as_positive, as_spd
 from .adversary import ball_maximiser, pgd_in_eigenbasis
-from .linalg import spectral_map
-from .model import TwoGaussian, mle
+from .linalg import spectral_map, symmetric_eigh
+from .model import TwoGaussian, mle_parameters
 
 ADVERSARIES = ("l2", "lagrangian", "pgd")
+STARTS = ("mle", "closed-form")
 
 
 def robust_eigenvalues(t: np.ndarray, lam: float) -> np.ndarray:
@@ -72,9 +74,15 @@ def robust_lambda(sigma_star, eps: float) -> float:
     The budget tr(Sigma_r^-1)/lam^2 falls strictly from +inf to 0 as lam grows, so the root
     is unique; it is found by Brent's method on log lam.
     """
-    sigma_star = as_spd(sigma_star, "sigma_star")
+    return robust_lambda_of_spectrum(np.linalg.eigvalsh(as_spd(sigma_star, "sigma_star")), eps)
+
+
+def robust_lambda_of_spectrum(eigenvalues, eps: float) -> float:
+    """:func:`robust_lambda` from the eigenvalues of Sigma* (all positive), without an eigensolve."""
+    t = as_float_array(eigenvalues, "eigenvalues", 1)
+    if not t.min() > 0:
+        raise GaussfeatError(f"eigenvalues must all be positive, got smallest {t.min():.6g}")
     eps = as_positive(eps, "eps")
-    t = np.linalg.eigvalsh(sigma_star)
     guesses = (np.sqrt(np.sum(1 / t)) / eps, t.size / eps**2)
     lo, hi = np.log(min(guesses)) - 2, np.log(max(guesses)) + 2
     excess = lambda log_lam: np.log(_budget(t, np.exp(log_lam))) - 2 * np.log(eps)
@@ -154,6 +162,8 @@ def robust_mle(
     tol: float = 1e-9,
     max_iter: int = 500,
     pgd_steps: int = 50,
+    start: str = "mle",
+    callback: Callable[[Iteration], None] | None = None,
 ) -> RobustFit:
     """Adversarial training of (mu, Sigma) by natural-gradient descent with Danskin's theorem.
 
@@ -180,6 +190,13 @@ def robust_mle(
     lam = robust_lambda(Sigma_hat, eps) of the standard MLE Sigma_hat). For the Lagrangian
     adversary the optimum is the closed form robust_covariance(Sigma_hat, lam) with
     mu = mean(y x), i.e. Theorem 2 applied to the sample.
+
+    start: "mle" (the standard MLE, or Sigma_hat + I/lam for the Lagrangian adversary) or
+    "closed-form" (Theorem 2's Sigma_r(lam(eps)) of the sample, mu = mean(y x)): the relaxation's
+    optimum, close to the exact one, which matters when lam sigma_min(Sigma_hat) << 1 (images:
+    CIFAR-10 pixels have sigma_min ~ 1e-6 and eps = 0.5 gives lam ~ 3e4), where the descent from
+    the MLE takes many small steps. ``callback(iteration)`` hears of each accepted step (at image
+    dimension a step takes seconds: a progress report).
     """
     if adversary not in ADVERSARIES:
         raise GaussfeatError(f"adversary must be one of {ADVERSARIES}, got {adversary!r}")
@@ -187,12 +204,12 @@ def robust_mle(
     y = as_labels(y, len(x))
     tol = as_positive(tol, "tol")
     max_iter = as_count(max_iter, "max_iter")
-    start = mle(x, y)
+    mu, sigma = mle_parameters(x, y)
     if adversary == "lagrangian":
         if (eps is None) == (lam is None):
             raise GaussfeatError(f"the Lagrangian adversary needs exactly one of eps and lam, got eps={eps}, lam={lam}")
-        lam = robust_lambda(start.sigma, eps) if lam is None else as_positive(lam, "lam")
-        start = TwoGaussian(start.mu, start.sigma + np.eye(start.dim) / lam)  # feasible: lam Sigma > I
+        lam = robust_lambda(sigma, eps) if lam is None else as_positive(lam, "lam")
+        sigma = sigma + np.eye(len(mu)) / lam  # feasible: lam Sigma > I
     else:
         if lam is not None:
             raise GaussfeatError(f"lam applies only to the Lagrangian adversary, got lam={lam} with {adversary!r}")
@@ -200,9 +217,18 @@ def robust_mle(
             raise GaussfeatError(f"the {adversary!r} adversary needs eps")
         eps = as_positive(eps, "eps", allow_zero=True)
     pgd_steps = as_count(pgd_steps, "pgd_steps")
+    if start not in STARTS:
+        raise GaussfeatError(f"start must be one of {STARTS}, got {start!r}")
+    if start == "closed-form" and (adversary == "lagrangian" or eps > 0):
+        t, basis = symmetric_eigh(mle_parameters(x, y)[1])
+        relaxed_lam = lam if adversary == "lagrangian" else robust_lambda_of_spectrum(t, eps)
+        sigma = (basis * robust_eigenvalues(t, relaxed_lam)) @ basis.T
     attack = _Attack(x, y, adversary, eps, lam, pgd_steps)
 
-    current = attack(start.mu, start.sigma)
+    current = attack(mu, sigma)
+    if not np.isfinite(current.objective):
+        raise GaussfeatError(f"the sample covariance of x (shape {x.shape}) is singular (its smallest eigenvalue is "
+                             f"{current.eigenvalues[0]:.3g}): x has a constant or repeated direction")
     trace = [Iteration(current.objective, current.stationarity, 0.0, False)]
     history: deque[_Point] = deque(maxlen=_ANDERSON_MEMORY)
     exact = adversary != "pgd"  # PGD's objective is a noisy lower bound: no line search on it
@@ -224,11 +250,13 @@ def robust_mle(
         history.append(current)
         current, tried_anderson = trial, False
         trace.append(Iteration(current.objective, current.stationarity, 1.0 if accelerated else step, accelerated))
+        if callback is not None:
+            callback(trace[-1])
         step = min(1.0, 2 * step)
         if _stalled(trace):
             break
     return RobustFit(
-        model=TwoGaussian(current.mu, current.sigma),
+        model=TwoGaussian.from_spectrum(current.mu, current.eigenvalues, current.basis),
         adversary=adversary,
         eps=eps,
         lam=lam,
@@ -280,6 +308,8 @@ class _Point:
     stationarity: float
     mu_direction: np.ndarray
     sigma_direction: np.ndarray
+    eigenvalues: np.ndarray  # of sigma, ascending
+    basis: np.ndarray
 
 
 class _Attack:
@@ -293,8 +323,8 @@ class _Attack:
 
     def __call__(self, mu: np.ndarray, sigma: np.ndarray) -> _Point:
         n, d = self.x.shape
-        s, q = np.linalg.eigh((sigma + sigma.T) / 2)
-        infinite = _Point(mu, sigma, np.inf, np.inf, mu, sigma)
+        s, q = symmetric_eigh((sigma + sigma.T) / 2)
+        infinite = _Point(mu, sigma, np.inf, np.inf, mu, sigma, s, q)
         if s[0] <= 0:
             return infinite
         w = self.x @ q - np.outer(self.y, q.T @ mu)  # residuals x - y mu in the eigenbasis
@@ -321,4 +351,6 @@ class _Attack:
             stationarity=float(stationarity),
             mu_direction=q @ m_shift,
             sigma_direction=q @ (second - np.diag(s)) @ q.T,
+            eigenvalues=s,
+            basis=q,
         )

@@ -131,6 +131,7 @@ BAD_SAMPLES = {  # for mle and robust_mle, which take a sample without a model: 
     "n-equals-d": (X[:2], Y[:2], GaussfeatError, "n=2 for d=2"),
     "n-below-d": (np.ones((4, 6)), Y, GaussfeatError, "n=4 for d=6"),
     "string": ("points", Y, TypeError, "points"),
+    "constant-coordinate": (np.column_stack([X[:, 0], np.zeros(4)]), Y, GaussfeatError, "smallest eigenvalue is 0"),
 }
 SAMPLE_TAKERS = {
     "mle": lambda x, y: gf.mle(x, y),

@@ -13,6 +13,8 @@ formula fails, while a correct one would fail only for a one-in-a-million seed):
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from scipy.linalg import sqrtm
@@ -249,6 +251,32 @@ def test_constructing_a_model_leaves_the_callers_mean_writable_and_the_model_una
     model = TwoGaussian(mu, np.eye(2))
     mu[0] = 5.0
     assert model.mu[0] == 1.0
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_from_spectrum_builds_the_same_model_as_the_covariance_does(name):
+    model = MODELS[name]
+    order = np.arange(model.dim)[::-1]  # given in any order: sorted ascending on the way in
+    rebuilt = TwoGaussian.from_spectrum(model.mu, model.eigenvalues[order], model.basis[:, order])
+    np.testing.assert_allclose(rebuilt.sigma, model.sigma, rtol=0, atol=1e-13 * np.abs(model.sigma).max())
+    np.testing.assert_array_equal(rebuilt.eigenvalues, model.eigenvalues)
+    assert rebuilt.accuracy() == pytest.approx(model.accuracy(), rel=1e-12)
+    for array in (rebuilt.mu, rebuilt.sigma, rebuilt.eigenvalues, rebuilt.basis):
+        assert not array.flags.writeable
+
+
+@pytest.mark.parametrize(
+    ("eigenvalues", "basis", "named"),
+    [
+        ([1.0, 0.0], np.eye(2), "smallest eigenvalue is 0"),
+        ([1.0, 2.0], [[1.0, 0.0], [0.5, 1.0]], "orthonormal"),
+        ([1.0, 2.0, 3.0], np.eye(2), "(3,)"),
+        ([1.0, 2.0], np.eye(3), "(3, 3)"),
+    ],
+)
+def test_from_spectrum_refuses_what_is_not_an_spd_spectrum_naming_it(eigenvalues, basis, named):
+    with pytest.raises(ValueError, match=re.escape(named)):
+        TwoGaussian.from_spectrum([1.0, 0.0], eigenvalues, basis)
 
 
 # --- mle -------------------------------------------------------------------------------------

@@ -162,6 +162,27 @@ def test_robust_mle_with_pgd_lands_near_the_exact_l2_fit(fits):
     assert np.linalg.norm(approx.sigma - exact.sigma) > 1e-6 * np.linalg.norm(exact.sigma)
 
 
+@pytest.mark.parametrize("adversary", ["l2", "lagrangian"])
+def test_robust_mle_from_the_closed_form_reaches_the_same_fixed_point(fits, adversary):
+    """start="closed-form" begins at Theorem 2's Sigma_r(lam(eps)) of the sample: for the Lagrangian
+    adversary already the optimum (no step needed), for the exact l2 one a start that converges to the
+    fixed point the MLE start reaches."""
+    warm = robust_mle(X, Y, EPS, adversary=adversary, start="closed-form")
+    assert warm.converged
+    np.testing.assert_allclose(warm.model.sigma, fits[adversary].model.sigma, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(warm.model.mu, fits[adversary].model.mu, rtol=0, atol=1e-7)
+    if adversary == "lagrangian":
+        assert warm.iterations == 0
+    else:
+        assert warm.trace[0].stationarity < fits[adversary].trace[0].stationarity
+
+
+def test_robust_mle_tells_its_callback_of_each_accepted_step():
+    heard = []
+    fit = robust_mle(X, Y, EPS, callback=heard.append)
+    assert heard == list(fit.trace[1:]) and len(heard) == fit.iterations > 0
+
+
 def test_robust_mle_larger_radius_inflates_more():
     small = robust_mle(X, Y, 0.1, adversary="l2").model.sigma
     large = robust_mle(X, Y, 0.25, adversary="l2").model.sigma
@@ -183,6 +204,7 @@ BAD_ARGUMENTS = [
     (dict(eps=0.3, adversary="pgd", pgd_steps=0), "pgd_steps"),
     (dict(eps=0.3, max_iter=0), "max_iter"),
     (dict(eps=0.3, tol=-1e-3), "-0.001"),
+    (dict(eps=0.3, start="standard"), "'standard'"),
 ]
 
 
