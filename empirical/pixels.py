@@ -28,13 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gaussfeat import mle
 from gaussfeat.curve import eps_curve
 from gaussfeat.linear import centre
-from gaussfeat.metrics import random_direction_ratio
+from gaussfeat.model import mle_parameters
 
 from .attacks import Attack
-from .bridge import alignment, class_means, perturbation_ratios
+from .bridge import _distribution, alignment, class_means, perturbation_ratios
 from .data import ImageData
 from .evaluate import Evaluation, evaluate
 from .provenance import git_commit, versions
@@ -105,7 +104,7 @@ def pixel_study(settings: PixelSettings, train_data: ImageData, test_data: Image
     theory = eps_curve(x, y, x_test, y_test, settings.eps, exact=settings.exact, tol=settings.exact_tol,
                        max_iter=settings.exact_max_iter, evaluation_eps=settings.evaluation.eps, progress=log)
     seconds["theory"] = time.perf_counter() - begun
-    covariance = mle(centre(x, y)[0], y).sigma  # the Sigma theory fitted
+    covariance = mle_parameters(centre(x, y)[0], y)[1]  # the Sigma theory fitted (without its eigensolve)
     networks = []
     measured = test_pair.subset(min(settings.evaluation.images or len(test_pair), len(test_pair)))
     means = class_means(train_pair)
@@ -120,9 +119,10 @@ def pixel_study(settings: PixelSettings, train_data: ImageData, test_data: Image
                                      covariance, device=device)
         robustness = evaluate(model, measured.images, measured.labels, settings.evaluation, device=device,
                               state=out / "models" / f"eps-{eps:g}" / "autoattack.json", progress=progress)
-        networks.append({"eps": eps, "alignment": _median(cosines), "misalignment": _median(ratios),
-                         "alignment_quartiles": np.quantile(cosines, [0.25, 0.75]).tolist(),
-                         "misalignment_quartiles": np.quantile(ratios, [0.25, 0.75]).tolist(),
+        aligned, misaligned = _distribution(cosines), _distribution(ratios)
+        networks.append({"eps": eps, "alignment": aligned["median"], "misalignment": misaligned["median"],
+                         "alignment_quartiles": [aligned["q25"], aligned["q75"]],
+                         "misalignment_quartiles": [misaligned["q25"], misaligned["q75"]],
                          "robustness": robustness, "seconds": time.perf_counter() - begun, "training_seconds": trained})
         log(f"network eps {eps:g}: alignment {networks[-1]['alignment']:.3f}, misalignment {networks[-1]['misalignment']:.3g}, "
             f"clean {100 * robustness['clean']:.1f}%, robust {100 * robustness['autoattack']['robust']:.1f}% (AutoAttack)")
@@ -131,7 +131,7 @@ def pixel_study(settings: PixelSettings, train_data: ImageData, test_data: Image
         "settings": settings.to_dict(),
         "data": {"train": train_pair.name, "train_images": len(train_pair), "test_images": len(test_pair),
                  "measured_images": len(measured)},
-        "random_direction_misalignment": random_direction_ratio(covariance),
+        "random_direction_misalignment": theory["rows"][0]["closed_form"]["random_misalignment"],  # tr(Sigma^-1)/d
         "theory": theory,
         "networks": networks,
         "device": device, "git": git_commit(), "versions": versions(),
@@ -142,8 +142,4 @@ def pixel_study(settings: PixelSettings, train_data: ImageData, test_data: Image
 
     save(pixels_figure(record), out / "pixels")
     return record
-
-
-def _median(values: np.ndarray) -> float:
-    return float(np.median(values))
 

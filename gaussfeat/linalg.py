@@ -7,14 +7,9 @@ from typing import Callable
 import numpy as np
 
 
-def symmetric_eigh(sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(eigenvalues ascending, orthonormal eigenvectors as columns) of a symmetric matrix."""
-    return np.linalg.eigh(sigma)
-
-
 def spectral_map(sigma: np.ndarray, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """The matrix function f(Sigma) = Q f(Lambda) Q^T of a symmetric matrix."""
-    eigenvalues, basis = symmetric_eigh(sigma)
+    eigenvalues, basis = np.linalg.eigh(sigma)
     return (basis * f(eigenvalues)) @ basis.T
 
 

@@ -26,7 +26,6 @@ from ._checks import (
     as_symmetric,
     require_positive_spectrum,
 )
-from .linalg import symmetric_eigh
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,7 +50,7 @@ class TwoGaussian:
             raise GaussfeatError(
                 f"sigma must have shape ({mu.size}, {mu.size}) to match mu, got {sigma.shape}"
             )
-        eigenvalues, basis = symmetric_eigh(sigma)  # the one eigensolve: it also checks definiteness
+        eigenvalues, basis = np.linalg.eigh(sigma)  # the one eigensolve: it also checks definiteness
         require_positive_spectrum(eigenvalues[0], "sigma")
         self._freeze(mu, sigma, eigenvalues, basis)
 
@@ -77,13 +76,13 @@ class TwoGaussian:
         if drift > 1e-8:
             raise GaussfeatError(f"basis must have orthonormal columns, but |Q^T Q v - v| / |v| = {drift:.3g} for a random v")
         model = object.__new__(cls)
-        model._freeze(mu, (basis * eigenvalues) @ basis.T, eigenvalues, basis)
+        sigma = (basis * eigenvalues) @ basis.T
+        model._freeze(mu, (sigma + sigma.T) / 2, eigenvalues, basis)
         return model
 
     def _freeze(self, mu: np.ndarray, sigma: np.ndarray, eigenvalues: np.ndarray, basis: np.ndarray) -> None:
-        sigma = (sigma + sigma.T) / 2
+        """Set the fields to these arrays, which the model owns (no caller holds them), read-only."""
         for name, value in [("mu", mu), ("sigma", sigma), ("_eigenvalues", eigenvalues), ("_basis", basis)]:
-            value = np.array(value, dtype=float)  # own, writable copies to freeze
             value.setflags(write=False)
             object.__setattr__(self, name, value)
 

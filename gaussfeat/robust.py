@@ -33,7 +33,7 @@ from scipy.optimize import brentq
 
 from ._checks import GaussfeatError, as_count, as_float_array, as_labels, as_positive, as_spd
 from .adversary import ball_maximiser, pgd_in_eigenbasis
-from .linalg import spectral_map, symmetric_eigh
+from .linalg import spectral_map
 from .model import TwoGaussian, mle_parameters
 
 ADVERSARIES = ("l2", "lagrangian", "pgd")
@@ -204,12 +204,13 @@ def robust_mle(
     y = as_labels(y, len(x))
     tol = as_positive(tol, "tol")
     max_iter = as_count(max_iter, "max_iter")
-    mu, sigma = mle_parameters(x, y)
+    mu, sample_sigma = mle_parameters(x, y)
+    sigma = sample_sigma
     if adversary == "lagrangian":
         if (eps is None) == (lam is None):
             raise GaussfeatError(f"the Lagrangian adversary needs exactly one of eps and lam, got eps={eps}, lam={lam}")
-        lam = robust_lambda(sigma, eps) if lam is None else as_positive(lam, "lam")
-        sigma = sigma + np.eye(len(mu)) / lam  # feasible: lam Sigma > I
+        lam = robust_lambda(sample_sigma, eps) if lam is None else as_positive(lam, "lam")
+        sigma = sample_sigma + np.eye(len(mu)) / lam  # feasible: lam Sigma > I
     else:
         if lam is not None:
             raise GaussfeatError(f"lam applies only to the Lagrangian adversary, got lam={lam} with {adversary!r}")
@@ -220,7 +221,7 @@ def robust_mle(
     if start not in STARTS:
         raise GaussfeatError(f"start must be one of {STARTS}, got {start!r}")
     if start == "closed-form" and (adversary == "lagrangian" or eps > 0):
-        t, basis = symmetric_eigh(mle_parameters(x, y)[1])
+        t, basis = np.linalg.eigh(sample_sigma)
         relaxed_lam = lam if adversary == "lagrangian" else robust_lambda_of_spectrum(t, eps)
         sigma = (basis * robust_eigenvalues(t, relaxed_lam)) @ basis.T
     attack = _Attack(x, y, adversary, eps, lam, pgd_steps)
@@ -323,7 +324,7 @@ class _Attack:
 
     def __call__(self, mu: np.ndarray, sigma: np.ndarray) -> _Point:
         n, d = self.x.shape
-        s, q = symmetric_eigh((sigma + sigma.T) / 2)
+        s, q = np.linalg.eigh((sigma + sigma.T) / 2)
         infinite = _Point(mu, sigma, np.inf, np.inf, mu, sigma, s, q)
         if s[0] <= 0:
             return infinite
