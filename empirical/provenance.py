@@ -1,29 +1,15 @@
-"""Where a result came from: the git commit and the library versions, recorded beside every output."""
+"""Where a result came from: gaussfeat's provenance (git commit, versions) with torch's version added."""
 
 from __future__ import annotations
 
-import platform
-import subprocess
-from pathlib import Path
-
-import numpy
 import torch
 
+from gaussfeat.provenance import git_commit
+from gaussfeat.provenance import versions as _base_versions
 
-def git_commit() -> str | None:
-    """The checkout's HEAD commit, with "-dirty" appended when tracked files differ from it; None outside git."""
-    try:
-        head = _git("rev-parse", "HEAD").stdout.strip()
-        changed = _git("status", "--porcelain", "--untracked-files=no").stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return f"{head}-dirty" if changed else head
-
-
-def _git(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *arguments], capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
+__all__ = ["git_commit", "versions"]
 
 
 def versions() -> dict[str, str]:
-    """Python, torch and numpy versions."""
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
+    """Python, gaussfeat, numpy, scipy and torch versions, and the machine's architecture."""
+    return {**_base_versions(), "torch": torch.__version__}

@@ -22,12 +22,19 @@ def figure4() -> TwoGaussian:
 def random_instance(dim: int, seed: int = 0, *, condition: float = 100.0) -> TwoGaussian:
     """A random instance: eigenvalues log-uniform with ratio ``condition`` and mean eigenvalue 1,
     a Haar-random eigenbasis, and mu uniform on the sphere of radius 1."""
+    rng = np.random.default_rng(seed)
+    sigma = random_covariance(dim, rng, condition=condition)
+    mu = rng.standard_normal(len(sigma))
+    return TwoGaussian(mu / np.linalg.norm(mu), sigma)
+
+
+def random_covariance(dim: int, rng: np.random.Generator, *, condition: float = 100.0) -> np.ndarray:
+    """Q diag(s) Q^T: s log-uniform with ratio ``condition`` (exactly 1 and ``condition`` for d <= 2), mean
+    eigenvalue 1, and Q a Haar-random rotation (QR of a Gaussian matrix, signs fixed)."""
     dim = as_count(dim, "dim")
     condition = as_positive(condition, "condition")
-    rng = np.random.default_rng(seed)
     spectrum = np.exp(rng.uniform(0, np.log(condition), dim)) if dim > 2 else np.array([1.0, condition])[:dim]
     spectrum /= spectrum.mean()
     basis, upper = np.linalg.qr(rng.standard_normal((dim, dim)))
     basis *= np.sign(np.diag(upper))
-    mu = rng.standard_normal(dim)
-    return TwoGaussian(mu / np.linalg.norm(mu), (basis * spectrum) @ basis.T)
+    return (basis * spectrum) @ basis.T

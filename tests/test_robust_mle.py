@@ -63,18 +63,17 @@ def test_robust_mle_objective_never_increases_along_accepted_steps(fits, adversa
 
 
 def test_robust_mle_line_search_keeps_the_objective_from_rising_when_full_steps_overshoot():
-    """A small multiplier (eps = 2 next to a smallest sd of ~0.5) makes full natural-gradient steps
-    overshoot (without halving, the iteration leaves lam Sigma > I and diverges); accepted steps
-    must still never raise the objective, and the fit must still reach Theorem 2's closed form."""
-    truth = random_instance(3, seed=0, condition=10.0)
+    """A budget far beyond the data's scale (eps = 20 next to standard deviations ~1) saturates every
+    point's attack along the bottom eigenvector, where the Newton scaling of the steps is only
+    approximate and full steps overshoot; accepted steps must still never raise the objective, and
+    the fit must still reach its fixed point."""
+    truth = random_instance(3, seed=0, condition=1.0)
     x, y = truth.sample(200, seed=0)
-    fit = robust_mle(x, y, 2.0, adversary="lagrangian")
+    fit = robust_mle(x, y, 20.0)
     assert min(step.step for step in fit.trace[1:]) < 1  # the line search was exercised
     values = objectives(fit)
     assert np.all(values[1:] <= values[:-1] + ACCEPT_RTOL * np.abs(values[:-1]))
     assert fit.converged
-    expected = robust_covariance(mle(x, y).sigma, fit.lam)
-    assert np.linalg.norm(fit.model.sigma - expected) <= 1e-8 * np.linalg.norm(expected)
 
 
 def test_robust_mle_with_the_lagrangian_adversary_converges_for_a_small_multiplier():

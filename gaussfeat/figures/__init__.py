@@ -7,13 +7,13 @@ and the seconds it took, so a figure can be checked or redrawn without recomputi
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._checks import GaussfeatError
+from ..provenance import versions
 from . import data
 
 
@@ -91,13 +91,8 @@ def make_figures(out: str | Path = "figures", names: Iterable[str] | None = None
 
 def _versions() -> dict[str, str]:
     import matplotlib
-    import numpy
-    import scipy
 
-    from .. import __version__
-
-    return {"gaussfeat": __version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
-            "matplotlib": matplotlib.__version__, "python": platform.python_version()}
+    return {**versions(), "matplotlib": matplotlib.__version__}
 
 
 __all__ = ["DATA", "FIGURES", "FigureSpec", "make_figures"]
