@@ -186,11 +186,35 @@ def _logistic(x: np.ndarray, y: np.ndarray, eps: float, settings: StudySettings)
     return np.zeros_like(w) if np.linalg.norm(w) < 1e-6 else w  # at large eps the robust optimum is w = 0
 
 
+def capacity_study(settings: StudySettings = StudySettings(), widths: tuple[int, ...] = (0, 64, 1024)) -> dict:
+    """Where theory predicts a network: gradient alignment as capacity shrinks to linear, on the study's data.
+
+    For each hidden width (0: a linear model, logits W x + b) a ReLU net is trained with standard
+    training as in :func:`two_gaussian_study`; beside it the theory's alignment cos(mu*, Sigma*^-1 mu*),
+    the Bayes direction's, which logistic regression attains in the limit of data and training.
+    Standard training only: with eps > 0 a discriminative model's robust optimum is the robust
+    logistic regression's, not Theorem 2's generative Sigma_r(eps)^-1 mu*.
+    """
+    if not widths or any(not isinstance(w, int) or w < 0 for w in widths):
+        raise ValueError(f"widths must be hidden widths >= 0 (0: linear), got {widths}")
+    truth = image_like_instance(settings.dim, seed=settings.seed)
+    x, y = truth.sample(settings.samples, settings.seed + 1)
+    difference = x[y > 0].mean(axis=0) - x[y < 0].mean(axis=0)
+    theory = gf.gradient_alignment(truth.mu, truth.sigma)
+    networks = {w: _network_alignment(x, y, 0.0, difference, replace(settings, hidden=w)) for w in widths}
+    return {"settings": settings.__dict__ | {"eps": [0.0]}, "closed_form": theory,
+            "widths": [{"width": w, "gap": abs(n["median"] - theory), "alignment": n} for w, n in networks.items()]}
+
+
 def _network_alignment(x: np.ndarray, y: np.ndarray, eps: float, difference: np.ndarray, settings: StudySettings) -> dict:
-    """Train a one-hidden-layer ReLU net (2 logits) with PGD adversarial training; its per-example alignment."""
+    """Train a one-hidden-layer ReLU net (2 logits; hidden = 0: linear) with PGD adversarial training; its
+    per-example alignment."""
     torch.manual_seed(settings.seed)
     xt, labels = torch.from_numpy(x).float(), torch.from_numpy((y > 0).astype(np.int64))
-    model = nn.Sequential(nn.Linear(x.shape[1], settings.hidden), nn.ReLU(), nn.Linear(settings.hidden, 2))
+    if settings.hidden == 0:
+        model = nn.Linear(x.shape[1], 2)
+    else:
+        model = nn.Sequential(nn.Linear(x.shape[1], settings.hidden), nn.ReLU(), nn.Linear(settings.hidden, 2))
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     generator = torch.Generator().manual_seed(settings.seed)
     attack = Attack.paper("l2", eps, steps=settings.pgd_steps) if eps > 0 else None

@@ -30,6 +30,7 @@ import torch
 
 from gaussfeat.curve import eps_curve
 from gaussfeat.linear import centre
+from gaussfeat.metrics import shrinkage_covariance
 from gaussfeat.model import mle_parameters
 
 from .attacks import Attack
@@ -53,6 +54,7 @@ class PixelSettings:
     exact: bool = True
     exact_tol: float = 1e-5
     exact_max_iter: int = 60
+    shrinkage: bool | None = None  # Sigma by Ledoit-Wolf shrinkage (None: only when n <= d; see eps_curve)
     network: TrainConfig = field(default_factory=lambda: TrainConfig(
         model="fast", model_options={"width": 16}, epochs=10, batch_size=128, lr=0.1, nesterov=True,
         schedule="triangle", label_smoothing=0.1))
@@ -102,9 +104,12 @@ def pixel_study(settings: PixelSettings, train_data: ImageData, test_data: Image
     seconds = {}
     begun = time.perf_counter()
     theory = eps_curve(x, y, x_test, y_test, settings.eps, exact=settings.exact, tol=settings.exact_tol,
-                       max_iter=settings.exact_max_iter, evaluation_eps=settings.evaluation.eps, progress=log)
+                       max_iter=settings.exact_max_iter, evaluation_eps=settings.evaluation.eps,
+                       shrinkage=settings.shrinkage, progress=log)
     seconds["theory"] = time.perf_counter() - begun
-    covariance = mle_parameters(centre(x, y)[0], y)[1]  # the Sigma theory fitted (without its eigensolve)
+    centred = centre(x, y)[0]  # the Sigma theory fitted (without its eigensolve)
+    covariance = (shrinkage_covariance(y[:, None] * centred)[0] if theory["fit"]["covariance"] == "ledoit-wolf"
+                  else mle_parameters(centred, y)[1])
     networks = []
     measured = test_pair.subset(min(settings.evaluation.images or len(test_pair), len(test_pair)))
     means = class_means(train_pair)

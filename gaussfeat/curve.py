@@ -6,12 +6,17 @@ fitted by the standard MLE (mu, Sigma). Then, for each l2 radius eps:
 * Theorem 2's closed form: lam(eps), Sigma_r(eps) (Sigma's eigenvectors, eigenvalues
   :func:`gaussfeat.robust_eigenvalues`) and its classifier w_r = Sigma_r^-1 mu;
 * the exact robust MLE (:func:`gaussfeat.robust_mle`, l2 adversary, started at the closed form) and
-  its classifier;
+  its classifier (it needs n > d: its fixed point is the second moment of the data's own
+  adversarial examples, whatever estimator the closed form used);
 * for each classifier, :func:`gaussfeat.linear.summary` on the fitted model (alignment with mu,
   misalignment under Sigma, exact accuracy and robust accuracy at eps) and
   :func:`gaussfeat.linear.point_accuracies` on held-out points (centred at the same midpoint).
 
-eps = 0 is the standard classifier Sigma^-1 mu. Costs: one eigensolve for the fit; each exact
+eps = 0 is the standard classifier Sigma^-1 mu. Where n is small against d the sample covariance is
+singular (n <= d) or noisy in its small eigen-directions, exactly the ones Theorem 2 moves most:
+``shrinkage=True`` (the default when n <= d) fits Sigma by Ledoit and Wolf's (2004) shrinkage
+toward (tr S / d) I (:func:`gaussfeat.metrics.shrinkage_covariance` of the points y x, whose
+covariance is the MLE's S); the record says which estimator ran and its weight a. Costs: one eigensolve for the fit; each exact
 robust MLE one eigensolve per step (seconds at d = 3072; see benchmarks/bench_robust_mle_image.py).
 """
 
@@ -25,6 +30,7 @@ import numpy as np
 
 from ._checks import GaussfeatError, as_float_array, as_labels, as_positive
 from .linear import centre, closed_form_weights, point_accuracies, summary
+from .metrics import shrinkage_covariance
 from .model import TwoGaussian, mle
 from .robust import robust_eigenvalues, robust_mle
 
@@ -40,6 +46,7 @@ def eps_curve(
     tol: float = 1e-6,
     max_iter: int = 200,
     evaluation_eps: float | None = None,
+    shrinkage: bool | None = None,
     progress=None,
 ) -> dict:
     """The fitted model and, per eps, the closed-form and (``exact``) robust-MLE classifiers' numbers.
@@ -60,7 +67,16 @@ def eps_curve(
     if x_test.shape[1] != centred.shape[1]:
         raise GaussfeatError(f"x_test must have {centred.shape[1]} columns like x, got shape {x_test.shape}")
     test = x_test - midpoint
-    fitted = mle(centred, y)
+    n, d = centred.shape
+    shrinkage = n <= d if shrinkage is None else shrinkage
+    if shrinkage:
+        if exact and any(radius > 0 for radius in radii) and n <= d:
+            raise GaussfeatError(f"the exact robust MLE needs more points than dimensions, got n = {n} <= d = {d}; "
+                                 f"pass exact=False for the closed form alone")
+        sigma, weight = shrinkage_covariance(y[:, None] * centred)
+        fitted = TwoGaussian(y @ centred / n, sigma)
+    else:
+        fitted, weight = mle(centred, y), 0.0
     rows = []
     for radius in radii:
         w, lam = closed_form_weights(fitted, radius)
@@ -86,6 +102,8 @@ def eps_curve(
         "d": fitted.dim,
         "midpoint_norm": float(np.linalg.norm(midpoint)),
         "fit": {
+            "covariance": "ledoit-wolf" if shrinkage else "sample",
+            "shrinkage": weight,
             "mu_norm": float(np.linalg.norm(fitted.mu)),
             "trace": float(np.sum(fitted.eigenvalues)),
             "eigenvalue_range": [float(fitted.eigenvalues[0]), float(fitted.eigenvalues[-1])],

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from gaussfeat import GaussfeatError, mle, random_instance
 from gaussfeat.curve import eps_curve
 from gaussfeat.linear import centre, summary
+from gaussfeat.metrics import shrinkage_covariance
 
 EPS = [0.0, 0.2, 0.8]
 
@@ -103,3 +104,28 @@ def test_bad_input_is_refused_naming_it(change, named):
         arguments["y_test"] = np.ones(4)
     with pytest.raises(GaussfeatError, match=named.replace("(", r"\(").replace(")", r"\)")):
         eps_curve(**arguments)
+
+
+def test_few_points_for_the_dimension_fit_sigma_by_ledoit_wolf_shrinkage():
+    """n <= d: the sample covariance is singular, so the curve fits Sigma by Ledoit-Wolf shrinkage of the points
+    y x (whose covariance is the MLE's) and says so; the exact robust MLE, which needs n > d, is refused."""
+    truth = random_instance(40, 3, condition=50.0)
+    x, y = truth.sample(30, 4)
+    x_test, y_test = truth.sample(200, 5)
+    curve = eps_curve(x, y, x_test, y_test, EPS, exact=False)
+    assert curve["fit"]["covariance"] == "ledoit-wolf" and 0 < curve["fit"]["shrinkage"] <= 1
+    centred = centre(x, y)[0]
+    expected = shrinkage_covariance(y[:, None] * centred)[0]
+    assert curve["fit"]["trace"] == pytest.approx(np.trace(expected), rel=1e-12)
+    assert curve["fit"]["eigenvalue_range"][0] == pytest.approx(np.linalg.eigvalsh(expected)[0], rel=1e-9)
+    with pytest.raises(GaussfeatError, match="n = 30 <= d = 40"):
+        eps_curve(x, y, x_test, y_test, EPS)
+
+
+def test_shrinkage_can_be_asked_for_with_enough_points_and_changes_only_the_fit():
+    x, y, x_test, y_test = sample(2)
+    plain = eps_curve(x, y, x_test, y_test, EPS, exact=False)
+    shrunk = eps_curve(x, y, x_test, y_test, EPS, exact=False, shrinkage=True)
+    assert plain["fit"]["covariance"] == "sample" and plain["fit"]["shrinkage"] == 0.0
+    assert shrunk["fit"]["covariance"] == "ledoit-wolf" and shrunk["fit"]["mu_norm"] == plain["fit"]["mu_norm"]
+    assert shrunk["fit"]["eigenvalue_range"][0] > plain["fit"]["eigenvalue_range"][0]  # pulled toward the mean
