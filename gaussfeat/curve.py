@@ -16,8 +16,9 @@ eps = 0 is the standard classifier Sigma^-1 mu. Where n is small against d the s
 singular (n <= d) or noisy in its small eigen-directions, exactly the ones Theorem 2 moves most:
 ``shrinkage=True`` (the default when n <= d) fits Sigma by Ledoit and Wolf's (2004) shrinkage
 toward (tr S / d) I (:func:`gaussfeat.metrics.shrinkage_covariance` of the points y x, whose
-covariance is the MLE's S); the record says which estimator ran and its weight a. Costs: one eigensolve for the fit; each exact
-robust MLE one eigensolve per step (seconds at d = 3072; see benchmarks/bench_robust_mle_image.py).
+covariance is the MLE's S); the record says which estimator ran and its weight a. Costs: one
+eigensolve for the fit; each exact robust MLE one eigensolve per step (seconds at d = 3072; see
+benchmarks/bench_robust_mle_image.py).
 """
 
 from __future__ import annotations

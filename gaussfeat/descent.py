@@ -18,7 +18,7 @@ own adversarial examples. In Sigma's eigenbasis (eigenvalues s_i) the step taken
 
     (mu_c)_i += a (ubar_c)_i / (1 + h_i),      Sigma_ik += a (M - Sigma)_ik / (1 + h_i + h_k),    0 < a <= 1,
 
-with h_i >= 0 the adversary's sensitivity to s_i (:meth:`_Attack.sensitivity`): for the
+with h_i >= 0 the adversary's sensitivity to s_i (:meth:`Attack.sensitivity`): for the
 Lagrangian adversary h_i = 1 / (lam s_i - 1) makes it Newton's step at Theorem 2's optimum, so
 budgets far beyond the data's scale (lam s_i << 1), where plain steps must be tiny, take a few
 steps. The scaling is a Hadamard product with the Cauchy matrix 1 / (1 + h_i + h_k), positive
