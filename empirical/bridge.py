@@ -141,9 +141,7 @@ def two_gaussian_study(settings: StudySettings = StudySettings()) -> dict:
     """Alignment against eps: the closed form, gaussfeat's adversarially trained Gaussian MLE (a linear
     model), logistic regression trained against its exact worst case, and a small ReLU network trained
     with PGD; alignment measured as cos(grad_x margin, m_+ - m_-) with m the sample class means."""
-    truth = image_like_instance(settings.dim, seed=settings.seed)
-    x, y = truth.sample(settings.samples, settings.seed + 1)
-    difference = x[y > 0].mean(axis=0) - x[y < 0].mean(axis=0)
+    truth, x, y, difference = _study_data(settings)
     rows = []
     for eps in settings.eps:
         sigma_r = truth.sigma if eps == 0 else gf.robust_covariance(truth.sigma, gf.robust_lambda(truth.sigma, eps))
@@ -162,6 +160,13 @@ def two_gaussian_study(settings: StudySettings = StudySettings()) -> dict:
         })
     return {"settings": settings.__dict__ | {"eps": list(settings.eps)}, "rows": rows,
             "standard_accuracy": truth.accuracy()}
+
+
+def _study_data(settings: StudySettings) -> tuple[gf.TwoGaussian, np.ndarray, np.ndarray, np.ndarray]:
+    """The studies' truth, its sample and the sample's class-mean difference m_+ - m_-."""
+    truth = image_like_instance(settings.dim, seed=settings.seed)
+    x, y = truth.sample(settings.samples, settings.seed + 1)
+    return truth, x, y, x[y > 0].mean(axis=0) - x[y < 0].mean(axis=0)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -197,9 +202,7 @@ def capacity_study(settings: StudySettings = StudySettings(), widths: tuple[int,
     """
     if not widths or any(not isinstance(w, int) or w < 0 for w in widths):
         raise ValueError(f"widths must be hidden widths >= 0 (0: linear), got {widths}")
-    truth = image_like_instance(settings.dim, seed=settings.seed)
-    x, y = truth.sample(settings.samples, settings.seed + 1)
-    difference = x[y > 0].mean(axis=0) - x[y < 0].mean(axis=0)
+    truth, x, y, difference = _study_data(settings)
     theory = gf.gradient_alignment(truth.mu, truth.sigma)
     networks = {w: _network_alignment(x, y, 0.0, difference, replace(settings, hidden=w)) for w in widths}
     return {"settings": settings.__dict__ | {"eps": [0.0]}, "closed_form": theory,
