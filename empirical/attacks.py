@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .device import autocast, layout
 from .models import evaluating
 
 NORMS = ("l2", "linf")
@@ -97,7 +98,7 @@ class Attack:
                              "use targets=0 for a targeted attack or a loss hook")
         _validate(x, y, **{k: v for k, v in settings.items() if k not in ("generator", "schedule")},
                   box=options.get("box", (0.0, 1.0)))
-        with torch.no_grad(), evaluating(model):
+        with torch.no_grad(), evaluating(model), autocast(x.device):
             order = _others(model(x).float(), y).argsort(dim=1, descending=True)
             best, best_margin = x.detach().clone(), margin(model, x, y)
         toward = targeted_cross_entropy if self.loss == "ce" else targeted_margin
@@ -107,7 +108,7 @@ class Attack:
                 break
             pair = torch.stack([y[left], order[left, rank]], dim=1)
             found = pgd(model, x[left], pair, loss=toward, **settings, **options)
-            with torch.no_grad(), evaluating(model):
+            with torch.no_grad(), evaluating(model), autocast(x.device):
                 found_margin = margin(model, found, y[left])
             better = found_margin > best_margin[left]
             index = left.nonzero()[:, 0][better]
@@ -165,7 +166,8 @@ def pgd(
     """Adversarial examples for ``x`` (N, C, H, W in [0, 1]) within ``norm`` distance ``eps``.
 
     The model is put in eval mode for the attack and restored after; its parameter gradients are
-    left untouched. ``generator`` (on x's device) seeds the random starts. Returns x_adv, detached,
+    left untouched. Forward and backward passes run in the device's precision and layout
+    (:mod:`empirical.device`: bf16 autocast and channels_last on CUDA); J and the steps are fp32. ``generator`` (on x's device) seeds the random starts. Returns x_adv, detached,
     with x_adv in ``box`` (default [0, 1], images; None for unbounded inputs such as Gaussian
     samples) and ||x_adv - x|| <= eps per example.
     """
@@ -176,7 +178,7 @@ def pgd(
     loss = cross_entropy if loss is None else loss
     sign = -1.0 if targeted else 1.0  # ascend sign * J
     n = len(x)
-    origin = x.detach().repeat(restarts, *([1] * (x.dim() - 1)))
+    origin = layout(x.detach().repeat(restarts, *([1] * (x.dim() - 1))))
     labels = y.repeat(restarts) if y.dim() == 1 else y.repeat(restarts, *([1] * (y.dim() - 1)))
     # one draw per restart, in turn: restart 0 starts where a single-restart attack would
     start = origin + torch.cat([_uniform_in_ball(x, norm, eps, generator) for _ in range(restarts)]) if random_start else origin
@@ -184,11 +186,12 @@ def pgd(
     best = current.clone()
     best_value = torch.full((len(origin),), -torch.inf, device=x.device)
     with evaluating(model):
-        for step in range(steps + 1):
+        for step in range(steps + 1):  # no host synchronisation inside: masks select with torch.where
             current.requires_grad_(True)
-            value = sign * loss(model, current, labels).float()
+            with autocast(x.device):
+                value = sign * loss(model, current, labels).float()
             improved = value.detach() > best_value
-            best[improved] = current.detach()[improved]
+            best = torch.where(improved.view(-1, *([1] * (x.dim() - 1))), current.detach(), best)
             best_value = torch.where(improved, value.detach(), best_value)
             if step == steps:
                 break

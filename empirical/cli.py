@@ -20,7 +20,8 @@ from .evaluate import evaluate
 from .pixels import PixelSettings, pixel_study
 from .provenance import git_commit, versions
 from .suite import PRESETS as SUITE_PRESETS
-from .suite import STAGES, Suite
+from .suite import DEFAULT_STAGES, STAGES, Suite, with_dependencies
+from .throughput import TABLE, device_kind
 from .train import MODEL, load_model, train
 
 
@@ -41,9 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", choices=list(SUITE_PRESETS), default="smoke")
     run.add_argument("--data", default=None, help="data location (the CIFAR-10 JPEG npz or cifar-10-batches-py folder)")
     run.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<preset>)")
-    run.add_argument("--stages", nargs="+", choices=list(STAGES), default=list(STAGES),
-                     help="stages to run, with what they need (default: all)")
-    run.add_argument("--dry-run", action="store_true", help="print the plan (cached or not, cost in image passes) and stop")
+    run.add_argument("--stages", nargs="+", choices=list(STAGES), default=None,
+                     help="stages to run, with what they need; 'report' reports the stages done (default: the preset's: "
+                     + "; ".join(f"{name}: {' '.join(stages)}" for name, stages in DEFAULT_STAGES.items()) + "; else all)")
+    run.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
+                     help="start a stage only while the time left covers its estimate (see --dry-run); the stages left "
+                     "out are listed in results.json")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the plan (cached or not, image passes, estimated seconds) and stop")
+    run.add_argument("--estimate-for", default=None, metavar="DEVICE",
+                     help="the device whose measured throughputs --dry-run uses, e.g. cpu or nvidia-h200 "
+                     f"(default: this run's device); table: empirical/{TABLE.name}")
     run.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     bridge = commands.add_parser(
@@ -110,16 +119,13 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     suite = Suite(SUITE_PRESETS[args.preset](), args.out or Path("runs") / args.preset, data_path=args.data,
                   device=args.device, progress=not args.quiet)
+    stages = args.stages or DEFAULT_STAGES.get(args.preset, STAGES)
     if args.dry_run:
-        plan = suite.plan()
-        for row in plan:
-            print(f"{row['stage']:9s} {row['key']}  {'cached' if row['cached'] else 'to run':7s} "
-                  f"{row['image_passes']:>14,} image passes")
-        print(f"{'total':9s} {'':16s}  {'to run':7s} {sum(r['image_passes'] for r in plan if not r['cached']):>14,} image passes")
+        _print_plan(suite, with_dependencies(stages), args.estimate_for or device_kind(suite.device))
         return 0
     started = time.perf_counter()
     if not is_main():  # under torchrun, process 0 logs and writes
-        suite.run(args.stages)
+        suite.run(stages, deadline=args.deadline)
         return 0
     log = suite.out / "suite.log"
     suite.out.mkdir(parents=True, exist_ok=True)
@@ -130,10 +136,34 @@ def _run(args: argparse.Namespace) -> int:
             handle.flush()
 
         suite.log = record
-        suite.run(args.stages)
+        suite.run(stages, deadline=args.deadline)
         record(f"finished in {time.perf_counter() - started:.0f} s on {world()[1]} process(es); "
                f"results in {suite.out / 'results.json'}")
     return 0
+
+
+def _print_plan(suite: Suite, wanted: set[str], device: str) -> None:
+    """The plan of the wanted stages: cached or not, image passes, and seconds on ``device`` from the throughput table."""
+    plan = [row for row in suite.plan(device=device) if row["stage"] in wanted]
+    print(f"plan of preset {suite.preset.name!r} in {suite.out}; seconds on {device} from {TABLE.name}")
+    total, unknown, estimated = 0.0, set(), set()
+    for row in plan:
+        seconds = "?" if row["seconds"] is None else f"{row['seconds']:,.0f} s"
+        print(f"{row['stage']:9s} {row['key']}  {'cached' if row['cached'] else 'to run':7s} "
+              f"{row['image_passes']:>14,} image passes  {seconds:>10s}")
+        if not row["cached"]:
+            total += row["seconds"] or 0.0
+            unknown.update(row["missing"])
+            estimated.update(row["estimated"])
+    print(f"{'total':9s} {'':16s}  {'to run':7s} {sum(r['image_passes'] for r in plan if not r['cached']):>14,} image passes  "
+          f"{total:>8,.0f} s" + (" + the stages marked ?" if unknown else ""))
+    if "evaluate" in wanted:
+        print("the evaluation assumes half the images survive the first attacks on D (adversarial) and D_R, none on the others")
+    print("fixed costs (start-up, data, checkpoints) are not counted")
+    if unknown:
+        print(f"no throughput on {device} for: {', '.join(sorted(unknown))} (benchmarks/throughput.py measures them)")
+    if estimated:
+        print(f"not measured, estimated from FLOPs (see the table's source field): {', '.join(sorted(estimated))}")
 
 
 def _bridge(args: argparse.Namespace) -> int:

@@ -21,56 +21,64 @@ import torch
 from torch import Tensor, nn
 
 from .attacks import Attack
+from .device import autocast, batch_size as device_batch_size, policy
 from .evaluation_of_record import VERSIONS, autoattack
 from .distributed import process_seed, sharded
 from .models import evaluating
 from .sanity import flags, zero_gradient_count
 
 
-def _batches(*tensors: Tensor, batch_size: int, device):
-    """Aligned slices of equally long tensors, moved to ``device``."""
+def _batches(*tensors: Tensor, batch_size: int | None, device, kind: str):
+    """Aligned slices of equally long tensors, on ``device`` (each tensor moved there once, whole).
+
+    ``batch_size`` None: the device's for ``kind`` (:func:`empirical.device.batch_size`).
+    """
+    batch_size = device_batch_size(device, kind) if batch_size is None else batch_size
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if len({len(t) for t in tensors}) != 1:
         raise ValueError(f"images and labels differ in length: {[len(t) for t in tensors]}")
+    tensors = tuple(t.to(device) for t in tensors)
     for start in range(0, len(tensors[0]), batch_size):
-        yield tuple(t[start:start + batch_size].to(device) for t in tensors)
+        yield tuple(t[start:start + batch_size] for t in tensors)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: Tensor, *, batch_size: int = 512, device=None) -> Tensor:
-    """The model's predicted class per image, in eval mode (restored after)."""
+def predict(model: nn.Module, images: Tensor, *, batch_size: int | None = None, device=None) -> Tensor:
+    """The model's predicted class per image (on the CPU), in eval mode (restored after), in the device's precision."""
     device = device or next(model.parameters()).device
 
     def classify(part: Tensor) -> Tensor:
-        return torch.cat([torch.empty(0, dtype=torch.long)] +
-                         [model(x).argmax(dim=1).cpu() for (x,) in _batches(part, batch_size=batch_size, device=device)])
+        with autocast(device):
+            found = [model(x).argmax(dim=1) for (x,) in _batches(part, batch_size=batch_size, device=device, kind="forward")]
+        return torch.cat([torch.empty(0, dtype=torch.long, device=device), *found]).cpu()
 
     with evaluating(model):
         return sharded(classify, images)
 
 
-def accuracy(model: nn.Module, images: Tensor, labels: Tensor, *, batch_size: int = 512, device=None) -> float:
+def accuracy(model: nn.Module, images: Tensor, labels: Tensor, *, batch_size: int | None = None, device=None) -> float:
     """Fraction of images the model classifies as their label."""
     if len(images) != len(labels):
         raise ValueError(f"images and labels differ in length: {len(images)} vs {len(labels)}")
     return float((predict(model, images, batch_size=batch_size, device=device) == labels.cpu()).float().mean())
 
 
-def adversarial_examples(model: nn.Module, images: Tensor, labels: Tensor, attack: Attack, *, batch_size: int = 256,
+def adversarial_examples(model: nn.Module, images: Tensor, labels: Tensor, attack: Attack, *, batch_size: int | None = None,
                          seed: int = 0, device=None, **options) -> Tensor:
     """Attack every image in batches; returns the adversarial images on the CPU. Seeded per call (and process)."""
     device = torch.device(device or next(model.parameters()).device)
     generator = torch.Generator(device=device).manual_seed(process_seed(seed))
 
     def attack_part(x_part: Tensor, y_part: Tensor) -> Tensor:
-        return torch.cat([x_part[:0].cpu()] + [attack.run(model, x, y, generator, **options).cpu()
-                                               for x, y in _batches(x_part, y_part, batch_size=batch_size, device=device)])
+        found = [attack.run(model, x, y, generator, **options)
+                 for x, y in _batches(x_part, y_part, batch_size=batch_size, device=device, kind="attack")]
+        return torch.cat([x_part[:0].to(device), *found]).cpu().contiguous()
 
     return sharded(attack_part, images, labels)
 
 
-def robust_accuracy(model: nn.Module, images: Tensor, labels: Tensor, attack: Attack, *, batch_size: int = 256,
+def robust_accuracy(model: nn.Module, images: Tensor, labels: Tensor, attack: Attack, *, batch_size: int | None = None,
                     seed: int = 0, device=None) -> float:
     """Fraction of images still classified correctly after the untargeted attack."""
     adversarial = adversarial_examples(model, images, labels, attack, batch_size=batch_size, seed=seed, device=device)
@@ -78,7 +86,7 @@ def robust_accuracy(model: nn.Module, images: Tensor, labels: Tensor, attack: At
 
 
 def sweep(model: nn.Module, images: Tensor, labels: Tensor, *, norm: str, eps: float, steps=(10, 25, 100),
-          restarts=(1, 2), tolerance: float = 0.005, reference: float | None = None, batch_size: int = 256, seed: int = 0,
+          restarts=(1, 2), tolerance: float = 0.005, reference: float | None = None, batch_size: int | None = None, seed: int = 0,
           device=None) -> dict:
     """Robust accuracy under the project's PGD (:class:`Attack` defaults) for every (steps, restarts)
     pair, and where it plateaus.
@@ -107,13 +115,18 @@ def sweep(model: nn.Module, images: Tensor, labels: Tensor, *, norm: str, eps: f
 
 
 def transfer(source: nn.Module, target: nn.Module, images: Tensor, labels: Tensor, attack: Attack, *,
-             batch_size: int = 256, seed: int = 0, device=None) -> dict:
+             batch_size: int | None = None, seed: int = 0, device=None, adversarial: Tensor | None = None) -> dict:
     """How often adversarial examples made on ``source`` fool ``target``.
 
     Success rate = the fraction of the images that ``target`` classifies correctly when clean
     but misclassifies after the attack on ``source``; the counts behind it are returned too.
+    ``adversarial``: the source's adversarial examples for these images, attack and seed, when
+    already made (several targets share them); None makes them.
     """
-    adversarial = adversarial_examples(source, images, labels, attack, batch_size=batch_size, seed=seed, device=device)
+    if adversarial is None:
+        adversarial = adversarial_examples(source, images, labels, attack, batch_size=batch_size, seed=seed, device=device)
+    elif adversarial.shape != images.shape:
+        raise ValueError(f"adversarial must have the images' shape {tuple(images.shape)}, got {tuple(adversarial.shape)}")
     clean_right = predict(target, images, batch_size=batch_size, device=device) == labels.cpu()
     fooled = predict(target, adversarial, batch_size=batch_size, device=device) != labels.cpu()
     source_fooled = predict(source, adversarial, batch_size=batch_size, device=device) != labels.cpu()
@@ -172,7 +185,8 @@ class Evaluation:
 def evaluate(model: nn.Module, images: Tensor, labels: Tensor, evaluation: Evaluation, *, seed: int = 0, device=None,
              state: str | Path | None = None, progress: bool = False) -> dict:
     """Clean accuracy, the three robust accuracies of ``evaluation`` and the sanity flags, on the
-    first ``evaluation.images`` images. ``state``: AutoAttack's resumable state file.
+    first ``evaluation.images`` images. ``state``: AutoAttack's resumable state file. Every attack and
+    prediction runs in fp32, on any device (:mod:`empirical.device`).
 
     Returns a JSON-ready dict: ``images``, ``clean``, ``paper_pgd``, ``pgd`` (each with its attack's
     settings and ``accuracy``), ``autoattack`` (:meth:`AutoAttackResult.to_dict`), ``eps_curve``
@@ -181,25 +195,26 @@ def evaluate(model: nn.Module, images: Tensor, labels: Tensor, evaluation: Evalu
     """
     if not isinstance(evaluation, Evaluation):
         raise TypeError(f"evaluation must be an Evaluation, got {type(evaluation).__name__}")
-    count = len(images) if evaluation.images is None else min(evaluation.images, len(images))
-    x, y = images[:count], labels[:count]
-    measure = lambda attack: robust_accuracy(model, x, y, attack, seed=seed, device=device)  # noqa: E731
-    clean = accuracy(model, x, y, device=device)
-    paper, pgd = measure(evaluation.paper), measure(evaluation.pgd)
-    record = autoattack(model, x, y, norm=evaluation.norm, eps=evaluation.eps, version=evaluation.autoattack, seed=seed,
-                        device=device, state=state, progress=progress).to_dict()
-    curve = [(0.0, clean), (evaluation.eps, pgd)] + [
-        (factor * evaluation.eps, measure(replace(evaluation.pgd, eps=factor * evaluation.eps)))
-        for factor in evaluation.eps_factors if factor != 1]
-    zeros = zero_gradient_count(model, x, y, device=device)
-    result = {"images": count, "clean": clean,
-              "paper_pgd": {"attack": evaluation.paper.to_dict(), "accuracy": paper},
-              "pgd": {"attack": evaluation.pgd.to_dict(), "accuracy": pgd},
-              "autoattack": record, "eps_curve": sorted(curve), "zero_gradients": zeros}
-    if evaluation.sweep:
-        result["sweep"] = sweep(model, x, y, norm=evaluation.norm, eps=evaluation.eps, reference=record["robust"],
-                                seed=seed, device=device, **evaluation.sweep)
-    raised = flags(clean=clean, robust={"paper PGD": paper, "PGD": pgd, "AutoAttack": record["robust"]},
-                   eps_curve=curve, autoattack=record, zero_gradients=zeros, images=count)
-    result["flags"] = [flag.to_dict() for flag in raised]
-    return result
+    with policy(bf16=False):  # robust accuracy never rests on bf16 arithmetic (empirical.device)
+        count = len(images) if evaluation.images is None else min(evaluation.images, len(images))
+        x, y = images[:count], labels[:count]
+        measure = lambda attack: robust_accuracy(model, x, y, attack, seed=seed, device=device)  # noqa: E731
+        clean = accuracy(model, x, y, device=device)
+        paper, pgd = measure(evaluation.paper), measure(evaluation.pgd)
+        record = autoattack(model, x, y, norm=evaluation.norm, eps=evaluation.eps, version=evaluation.autoattack, seed=seed,
+                            device=device, state=state, progress=progress).to_dict()
+        curve = [(0.0, clean), (evaluation.eps, pgd)] + [
+            (factor * evaluation.eps, measure(replace(evaluation.pgd, eps=factor * evaluation.eps)))
+            for factor in evaluation.eps_factors if factor != 1]
+        zeros = zero_gradient_count(model, x, y, device=device)
+        result = {"images": count, "clean": clean,
+                  "paper_pgd": {"attack": evaluation.paper.to_dict(), "accuracy": paper},
+                  "pgd": {"attack": evaluation.pgd.to_dict(), "accuracy": pgd},
+                  "autoattack": record, "eps_curve": sorted(curve), "zero_gradients": zeros}
+        if evaluation.sweep:
+            result["sweep"] = sweep(model, x, y, norm=evaluation.norm, eps=evaluation.eps, reference=record["robust"],
+                                    seed=seed, device=device, **evaluation.sweep)
+        raised = flags(clean=clean, robust={"paper PGD": paper, "PGD": pgd, "AutoAttack": record["robust"]},
+                       eps_curve=curve, autoattack=record, zero_gradients=zeros, images=count)
+        result["flags"] = [flag.to_dict() for flag in raised]
+        return result

@@ -422,7 +422,9 @@ def report_markdown(results: Mapping, figures: Sequence[str | Path] = ()) -> str
                      for name in FIGURE2B for key, label, paper in measures]
     notes = [f"* `{name}`: {entry['note']}" for name, entry in PAPER["accuracy"].items() if "note" in entry]
     sweeps = [_sweep_line(name, entry["sweep"]) for name, entry in results.get("accuracy", {}).items() if entry.get("sweep")]
+    skipped = [f"* `{stage}`: {reason}" for stage, reason in results.get("skipped", {}).items()]
     lines = [*_header(results),
+             *(["**Stages not run** (their numbers are missing below):", *skipped, ""] if skipped else []),
              "## Table 1: standard training on non-robust features generalises", "",
              f"Test accuracy on the original test set; chance is {chance:.1f}%. Flag: more than {TOLERANCE:g} points "
              "from the paper's CIFAR-10 number.", "", table1(results), "", *_relabelling_line(results),

@@ -12,7 +12,8 @@ same steps as an uninterrupted one (bit-identical on CPU; on CUDA up to cuDNN's 
 Checkpoints are plain ``torch.save`` dicts of tensors and numbers (loadable with
 ``weights_only=True``), written atomically, with a ``.sha256`` file beside each that is checked
 on load. Models keep convolution weights channels_last (see :func:`empirical.models.build`); on
-CUDA, the forward and backward passes run in bf16 autocast on channels_last inputs too.
+CUDA, the forward and backward passes run in bf16 autocast on channels_last inputs too
+(:mod:`empirical.device`).
 
 Under torchrun (:mod:`empirical.distributed`) the model is wrapped in DistributedDataParallel and
 each process trains on a contiguous slice of every global batch (``batch_size`` stays the global
@@ -29,7 +30,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from tqdm.auto import tqdm
 
 from .attacks import Attack
 from .data import Augment, Batches, ImageData
+from .device import autocast as device_autocast, configure, layout
 from .distributed import all_sum, barrier, is_main, process_seed, shard, world
 from .evaluate import accuracy
 from .models import build, fit_whitening
@@ -159,7 +161,7 @@ def train(
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     if not isinstance(data, ImageData):
         raise TypeError(f"data must be an ImageData, got {type(data).__name__}")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = configure(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cuda = device.type == "cuda"
     out = None if out is None else Path(out)
     data = data.to(device)
@@ -185,7 +187,7 @@ def train(
         state = saved["state"]
     # loss sum, correct, seen (no per-step sync); a checkpoint holds process 0's, so the others restart theirs
     totals = torch.tensor(state["totals"] if is_main() else [0.0, 0.0, 0.0], dtype=torch.float64, device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    autocast = device_autocast(device)  # bf16 on CUDA (empirical.device)
     started, last_save = time.perf_counter() - state["seconds"], time.perf_counter()
 
     def save() -> None:
@@ -207,8 +209,7 @@ def train(
                 step = epoch * len(batches) + index
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(config, step, len(batches))
-                if cuda:
-                    x = x.contiguous(memory_format=torch.channels_last)
+                x = layout(x)  # channels_last on CUDA
                 if config.adversary is not None:
                     seed = process_seed(_batch_seed(config.seed, epoch, index))  # each process its own starts
                     generator = torch.Generator(device=device).manual_seed(seed)
@@ -221,7 +222,7 @@ def train(
                 loss.backward()
                 optimizer.step()
                 state["batch"] = index + 1
-                totals += torch.stack([loss.detach() * len(y), (logits.argmax(1) == y).sum(), torch.tensor(len(y), device=device)])
+                totals += torch.stack([loss.detach() * len(y), (logits.argmax(1) == y).sum(), torch.full((), len(y), device=device)])
                 bar.update(1)
                 if progress and index % 20 == 0:
                     loss_sum, correct, seen = totals.tolist()

@@ -13,14 +13,13 @@ import torch
 
 from empirical.data import load
 from empirical.distributed import gather, is_main, setup, teardown, world
-from empirical.suite import Suite
+from empirical.suite import PRESETS, Suite
 from empirical.train import train
-from tests.tiny_suite import tiny
 
 
 def main(out: Path) -> None:
     device = setup("cpu")
-    preset = tiny()
+    preset = PRESETS["tiny"]()
     Suite(preset, out / "suite", device=device, progress=False).run()
     data = load("planted", "train", **preset.data_options)
     config = replace(preset.robust, epochs=2)  # adversarial training: attacks and DDP together

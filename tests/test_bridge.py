@@ -128,10 +128,8 @@ def test_the_bridge_measures_a_suite_runs_own_models_and_reuses_its_evaluations(
 
     from empirical import suite
     from empirical.cli import main
-    from tests.tiny_suite import tiny
 
-    preset = tiny()
-    monkeypatch.setitem(suite.PRESETS, "smoke", lambda: preset)
+    preset = suite.PRESETS["tiny"]()
     run = tmp_path / "run"
     suite.Suite(preset, run, progress=False, log=lambda line: None).run()
     evaluations = json.loads((run / "results.json").read_text())["evaluations"]
@@ -145,6 +143,6 @@ def test_the_bridge_measures_a_suite_runs_own_models_and_reuses_its_evaluations(
     assert not (tmp_path / "bridge" / "models").exists()  # nothing trained
     assert main([*arguments[:2], "fashion", *arguments[3:]]) == 2
     assert "ran on 'planted' data" in capsys.readouterr().err
-    monkeypatch.setitem(suite.PRESETS, "smoke", lambda: replace(preset, relabel={"eps": 0.25, "steps": 3, "step_size": 0.2}))
+    monkeypatch.setitem(suite.PRESETS, "tiny", lambda: replace(preset, relabel={"eps": 0.25, "steps": 3, "step_size": 0.2}))
     assert main(arguments) == 2
     assert "has changed since the run" in capsys.readouterr().err

@@ -16,9 +16,8 @@ import torch
 from empirical.construct import features_dataset, relabelled_dataset
 from empirical.data import load
 from empirical.distributed import gather, shard, sharded, world
-from empirical.suite import CONSTRUCTED, STAGES, Suite
+from empirical.suite import CONSTRUCTED, PRESETS, STAGES, Suite
 from empirical.train import load_checkpoint, load_model
-from tests.tiny_suite import tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +61,7 @@ def test_ddp_training_keeps_the_processes_weights_identical(two_processes):
 
 
 def test_sharded_constructions_equal_single_process_ones(two_processes):
-    preset = tiny()
+    preset = PRESETS["tiny"]()
     suite = Suite(preset, two_processes / "suite", device="cpu", progress=False)
     train_data = load("planted", "train", **preset.data_options)
     standard = load_model(suite.folder("standard") / "train" / "model.pt")[0]
@@ -78,7 +77,7 @@ def test_sharded_constructions_equal_single_process_ones(two_processes):
 
 def test_a_single_process_run_reuses_the_two_process_stages(two_processes):
     lines = []
-    Suite(tiny(), two_processes / "suite", device="cpu", progress=False, log=lines.append).run()
+    Suite(PRESETS["tiny"](), two_processes / "suite", device="cpu", progress=False, log=lines.append).run()
     assert sum("cached" in line for line in lines) == len(STAGES) - 1
 
 

@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 
 from empirical.cli import main
-from empirical.suite import CONSTRUCTED, PRESETS, STAGES, Suite, stage_keys
-from tests.tiny_suite import tiny
+from empirical.suite import CONSTRUCTED, FIGURE3, PRESETS, STAGES, TABLE1, Suite, stage_keys
 
 
 def test_a_run_writes_every_output_and_a_second_run_is_all_cached(tmp_path):
     lines = []
-    suite = Suite(tiny(), tmp_path, progress=False, log=lines.append)
+    suite = Suite(PRESETS["tiny"](), tmp_path, progress=False, log=lines.append)
     results = suite.run()
     for name in ("results.json", "table1.md", "report.md", "figure2a.png", "figure2b.png"):
         assert (tmp_path / name).is_file(), name
@@ -21,7 +20,7 @@ def test_a_run_writes_every_output_and_a_second_run_is_all_cached(tmp_path):
     assert set(results["constructions"]) == set(CONSTRUCTED) and results["transfer"]["architectures"]["mlp"]
     assert all(suite.done(stage) for stage in STAGES if stage != "report")
     lines.clear()
-    again = Suite(tiny(), tmp_path, progress=False, log=lines.append).run()
+    again = Suite(PRESETS["tiny"](), tmp_path, progress=False, log=lines.append).run()
     assert sum("cached" in line for line in lines) == len(STAGES) - 1
     assert again["accuracy"] == results["accuracy"]
     assert not any(stage["cached"] for stage in results["stages"].values())
@@ -31,14 +30,14 @@ def test_a_run_writes_every_output_and_a_second_run_is_all_cached(tmp_path):
 
 def test_an_interrupted_run_continues_from_the_stages_it_finished_and_reproduces_an_uninterrupted_one(tmp_path):
     lines = []
-    Suite(tiny(), tmp_path / "resumed", progress=False, log=lines.append).run(["D_R"])  # and the robust model it needs
+    Suite(PRESETS["tiny"](), tmp_path / "resumed", progress=False, log=lines.append).run(["D_R"])  # and the robust model it needs
     assert any(line.startswith("robust: done") for line in lines)
     lines.clear()
-    Suite(tiny(), tmp_path / "resumed", progress=False, log=lines.append).run(["retrain"])
+    Suite(PRESETS["tiny"](), tmp_path / "resumed", progress=False, log=lines.append).run(["retrain"])
     assert any(line.startswith("robust: cached") for line in lines) and any(line.startswith("D_R: cached") for line in lines)
     assert any(line.startswith("D_NR: done") for line in lines)
-    resumed = Suite(tiny(), tmp_path / "resumed", progress=False).run()
-    uninterrupted = Suite(tiny(), tmp_path / "uninterrupted", progress=False).run()
+    resumed = Suite(PRESETS["tiny"](), tmp_path / "resumed", progress=False).run()
+    uninterrupted = Suite(PRESETS["tiny"](), tmp_path / "uninterrupted", progress=False).run()
     assert resumed["accuracy"] == uninterrupted["accuracy"]
     for part in ("constructions", "transfer"):
         assert _without_seconds(resumed[part]) == _without_seconds(uninterrupted[part]), part
@@ -54,27 +53,27 @@ def _without_seconds(value):
 def test_an_interrupted_evaluation_keeps_the_models_it_finished(tmp_path, monkeypatch):
     import empirical.suite
 
-    suite = Suite(tiny(), tmp_path, progress=False)
+    suite = Suite(PRESETS["tiny"](), tmp_path, progress=False)
     first = suite.run(["evaluate"])["evaluations"]
     (suite.folder("evaluate") / "result.json").unlink()  # as if stopped while evaluating D_det
     (suite.folder("evaluate") / "D_det.json").unlink()
     evaluated = []
     original = empirical.suite.evaluate
     monkeypatch.setattr(empirical.suite, "evaluate", lambda model, *a, **k: evaluated.append(1) or original(model, *a, **k))
-    again = Suite(tiny(), tmp_path, progress=False).run(["evaluate"])["evaluations"]
+    again = Suite(PRESETS["tiny"](), tmp_path, progress=False).run(["evaluate"])["evaluations"]
     assert len(evaluated) == 1 and _without_seconds(again) == _without_seconds(first)
 
 
 def test_changing_a_setting_invalidates_exactly_the_stages_that_depend_on_it():
-    before = stage_keys(tiny())
-    after = stage_keys(replace(tiny(), inversion={"steps": 4, "step_size": 0.1, "start": "image"}))
+    before = stage_keys(PRESETS["tiny"]())
+    after = stage_keys(replace(PRESETS["tiny"](), inversion={"steps": 4, "step_size": 0.1, "start": "image"}))
     changed = {stage for stage in STAGES if before[stage] != after[stage]}
     assert changed == {"D_R", "D_NR", "retrain", "evaluate", "report"}
 
 
 def test_changing_the_evaluation_invalidates_only_the_evaluation_and_the_report():
-    before = stage_keys(tiny())
-    after = stage_keys(replace(tiny(), evaluation=replace(tiny().evaluation, autoattack="plus")))
+    before = stage_keys(PRESETS["tiny"]())
+    after = stage_keys(replace(PRESETS["tiny"](), evaluation=replace(PRESETS["tiny"]().evaluation, autoattack="plus")))
     assert {stage for stage in STAGES if before[stage] != after[stage]} == {"evaluate", "report"}
 
 
@@ -82,11 +81,50 @@ def test_dry_run_prints_the_plan_without_running(tmp_path, capsys):
     assert main(["run", "--preset", "smoke", "--out", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert all(stage in out for stage in STAGES) and "image passes" in out and not (tmp_path / "stages").exists()
+    assert "seconds on cpu" in out and " s\n" in out
+
+
+def test_the_cifar10_presets_run_table_1_and_figure_3_by_default_and_their_plans_fit_a_gpu_job(tmp_path, capsys):
+    """The device-first presets: all 50,000 training images, the paper's budgets, and an estimated plan
+    under 8 minutes on an H200 by the committed throughput table (estimates until a GPU measures them)."""
+    for preset, stages in (("cifar10", TABLE1), ("cifar10-transfer", FIGURE3)):
+        assert main(["run", "--preset", preset, "--out", str(tmp_path), "--dry-run", "--estimate-for", "nvidia-h200"]) == 0
+        out = capsys.readouterr().out
+        listed = [line.split()[0] for line in out.splitlines()[1:] if line.split() and line.split()[0] in STAGES]
+        assert listed == [stage for stage in STAGES if stage in stages]
+        total = float(next(line for line in out.splitlines() if line.startswith("total")).split()[-2].replace(",", ""))
+        assert 0 < total < 480
+    suite = Suite(PRESETS["cifar10"](), tmp_path)
+    assert suite._sizes() == (50_000, 10_000)
+    p = suite.preset
+    assert p.robust.adversary.eps == 0.5 and p.relabel == {"eps": 0.5, "steps": 100, "step_size": 0.1}
+    assert p.evaluation.eps == 0.25 and p.evaluation.norm == "l2"
+
+
+def test_a_plan_without_throughput_rows_says_which_are_missing(tmp_path):
+    row = Suite(PRESETS["cifar10-paper"](), tmp_path).plan(["standard"], device="a-device-nobody-measured")[0]
+    assert row["seconds"] is None and row["missing"] == ("resnet50 forward", "resnet50 train")
+
+
+def test_a_deadline_starts_only_the_stages_that_fit_and_names_the_others(tmp_path):
+    lines = []
+    results = Suite(PRESETS["tiny"](), tmp_path, progress=False, log=lines.append).run(deadline=0)
+    assert results["skipped"]["standard"].startswith("deadline: 0 s left, about")
+    assert results["skipped"]["D_NR"] == "needs standard" and results["skipped"]["retrain"].startswith("needs ")
+    assert set(results["skipped"]) == set(STAGES) - {"report"} and results["stages"] == {}
+    assert json.loads((tmp_path / "results.json").read_text())["skipped"] == results["skipped"]
+    results = Suite(PRESETS["tiny"](), tmp_path, progress=False, log=lines.append).run(["D_NR", "report"], deadline=3600)
+    assert results["skipped"] == {} and set(results["stages"]) == {"standard", "D_NR"}
+    assert "Stages not run" not in (tmp_path / "report.md").read_text()
+    Suite(PRESETS["tiny"](), tmp_path, progress=False, log=lines.append).run(["D_rand", "report"], deadline=0)
+    assert "Stages not run" in (report := (tmp_path / "report.md").read_text()) and "* `D_rand`: deadline" in report
+    with pytest.raises(ValueError, match="deadline must be a number of seconds >= 0, got -1"):
+        Suite(PRESETS["tiny"](), tmp_path, progress=False).run(deadline=-1)
 
 
 def test_unknown_stage_is_refused(tmp_path):
     with pytest.raises(ValueError, match="'retrain2'"):
-        Suite(tiny(), tmp_path, progress=False).run(["retrain2"])
+        Suite(PRESETS["tiny"](), tmp_path, progress=False).run(["retrain2"])
 
 
 @pytest.fixture(scope="module")
