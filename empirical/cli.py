@@ -33,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="the paper's Section 3 experiments as one resumable suite",
         description="Build D_R, D_NR, D_rand and D_det from a standard and a robust model, retrain on each, evaluate every "
         "model on the original test set (clean; robust under the paper's PGD, the project's PGD and AutoAttack, the "
-        "number of record, with sanity flags), measure transfer, and write results.json, table1.md, figures and "
+        "number of record, with sanity flags), measure transfer, run the published discussion's experiments (leakage: "
+        "robust features in the perturbations?; non_transferable: perturbations that fool only the source; "
+        "distillation: the teacher's labels on featureless images; similarity: do D_R/D_NR images look like their "
+        "start or their target?), and write results.json, table1.md, figures and "
         "report.md to --out. "
         "Stages are cached by a hash of their settings and inputs and resumed after interruption. Under "
         "'torchrun --nproc_per_node=N -m empirical run ...' the stages run on N processes (DDP training, sharded "
@@ -149,13 +152,13 @@ def _print_plan(suite: Suite, wanted: set[str], device: str) -> None:
     total, unknown, estimated = 0.0, set(), set()
     for row in plan:
         seconds = "?" if row["seconds"] is None else f"{row['seconds']:,.0f} s"
-        print(f"{row['stage']:9s} {row['key']}  {'cached' if row['cached'] else 'to run':7s} "
+        print(f"{row['stage']:16s} {row['key']}  {'cached' if row['cached'] else 'to run':7s} "
               f"{row['image_passes']:>14,} image passes  {seconds:>10s}")
         if not row["cached"]:
             total += row["seconds"] or 0.0
             unknown.update(row["missing"])
             estimated.update(row["estimated"])
-    print(f"{'total':9s} {'':16s}  {'to run':7s} {sum(r['image_passes'] for r in plan if not r['cached']):>14,} image passes  "
+    print(f"{'total':16s} {'':16s}  {'to run':7s} {sum(r['image_passes'] for r in plan if not r['cached']):>14,} image passes  "
           f"{total:>8,.0f} s" + (" + the stages marked ?" if unknown else ""))
     if "evaluate" in wanted:
         print("the evaluation assumes half the images survive the first attacks on D (adversarial) and D_R, none on the others")

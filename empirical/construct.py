@@ -18,8 +18,10 @@ equals a single-process one.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -32,23 +34,32 @@ from .models import evaluating
 
 STARTS = ("image", "noise")
 MODES = ("rand", "det")
+LAYERS = ("features", "logits")
 FLAG_SUCCESS_BELOW = 0.9  # a relabelled set whose attack reached fewer targets is flagged
 
 
-def representation_distance(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
-    """||g(x) - target||_2 per example, g = model.features (a ``loss`` for :func:`empirical.attacks.pgd`)."""
-    return (model.features(x).float() - target).flatten(1).norm(dim=1)
+def representation(model: nn.Module, x: Tensor, layer: str = "features") -> Tensor:
+    """g(x): the penultimate layer (``"features"``, the paper's) or the logits (``"logits"``), in fp32."""
+    if layer not in LAYERS:
+        raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")
+    return (model.features(x) if layer == "features" else model(x)).float()
+
+
+def representation_distance(model: nn.Module, x: Tensor, target: Tensor, layer: str = "features") -> Tensor:
+    """||g(x) - target||_2 per example (a ``loss`` for :func:`empirical.attacks.pgd`)."""
+    return (representation(model, x, layer) - target).flatten(1).norm(dim=1)
 
 
 def invert(model: nn.Module, images: Tensor, starts: Tensor, *, steps: int, step_size: float, schedule: str = "constant",
-           batch_size: int | None = None, device=None, progress: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+           layer: str = "features", batch_size: int | None = None, device=None,
+           progress: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     """Images x_r in [0, 1] whose representations match those of ``images``, from ``starts``.
 
     Normalised l2 descent on ||g(x_r) - g(x)||_2 with no budget (the ball is the whole unit box);
     the best iterate is kept. ``schedule``: "constant" steps (the paper's) or "cosine" (from
-    ``step_size`` down to 0). Returns x_r (on the CPU), the final distances and the distances
-    relative to ||g(x)||. ``batch_size`` None: the device's (:func:`empirical.device.batch_size`);
-    the images stay on the device for the whole construction.
+    ``step_size`` down to 0); ``layer``: g (:func:`representation`). Returns x_r (on the CPU), the
+    final distances and the distances relative to ||g(x)||. ``batch_size`` None: the device's
+    (:func:`empirical.device.batch_size`); the images stay on the device for the whole construction.
     """
     if images.shape != starts.shape:
         raise ValueError(f"images and starts must have the same shape, got {tuple(images.shape)} and {tuple(starts.shape)}")
@@ -63,11 +74,11 @@ def invert(model: nn.Module, images: Tensor, starts: Tensor, *, steps: int, step
         for start in tqdm(range(0, len(images_part), size), desc="invert", disable=not progress, leave=False):
             x, x0 = images_part[start:start + size], starts_part[start:start + size]
             with torch.no_grad(), autocast(device):
-                target = model.features(x).float()
+                target = representation(model, x, layer)
             found = pgd(model, x0, target, norm="l2", eps=unbounded, steps=steps, step_size=step_size, schedule=schedule,
-                        targeted=True, random_start=False, loss=representation_distance)
+                        targeted=True, random_start=False, loss=lambda m, z, g: representation_distance(m, z, g, layer))
             with torch.no_grad(), autocast(device):
-                gap = representation_distance(model, found, target)
+                gap = representation_distance(model, found, target, layer)
             results.append(found)
             distances.append(gap)
             relative.append(gap / target.flatten(1).norm(dim=1).clamp_min(1e-12))
@@ -77,70 +88,104 @@ def invert(model: nn.Module, images: Tensor, starts: Tensor, *, steps: int, step
         return sharded(invert_part, images.cpu(), starts.cpu())
 
 
-def features_dataset(model: nn.Module, data: ImageData, *, name: str, steps: int = 1000, step_size: float = 0.1,
-                     schedule: str = "constant", start: str = "image", seed: int = 0, batch_size: int | None = None,
-                     device=None, progress: bool = True) -> tuple[ImageData, dict]:
-    """D_R (``model`` robust) or D_NR (``model`` standard): (x_r, y) with g(x_r) ~ g(x) (eq. 5-6).
-
-    ``steps`` of ``step_size`` on a ``schedule`` (:func:`invert`); the paper: 1000 constant steps of 0.1.
-    """
+def inversion_starts(data: ImageData, start: str = "image", seed: int = 0) -> Tensor:
+    """The start x0 of each image's inversion (on the CPU): another training image drawn by a random
+    permutation without fixed points (``"image"``), or Gaussian noise around mid grey (``"noise"``,
+    Appendix D.1); a function of ``seed``."""
     if start not in STARTS:
         raise ValueError(f"start must be one of {STARTS}, got {start!r}")
     generator = torch.Generator().manual_seed(seed)
     n = len(data)
-    if start == "image":  # an independent training image: a random permutation without fixed points
+    if start == "image":
         order = torch.randperm(n, generator=generator)
         fixed = order == torch.arange(n)
         order[fixed] = (order[fixed] + 1) % n
-        starts = data.images.cpu()[order]
-    else:  # Appendix D.1: Gaussian noise around mid grey
-        starts = (0.5 + torch.randn(data.images.shape, generator=generator) / 20).clamp(0, 1)
+        return data.images.cpu()[order]
+    return (0.5 + torch.randn(data.images.shape, generator=generator) / 20).clamp(0, 1)
+
+
+def features_dataset(model: nn.Module, data: ImageData, *, name: str, steps: int = 1000, step_size: float = 0.1,
+                     schedule: str = "constant", start: str = "image", layer: str = "features", seed: int = 0,
+                     batch_size: int | None = None, device=None, progress: bool = True) -> tuple[ImageData, dict]:
+    """D_R (``model`` robust) or D_NR (``model`` standard): (x_r, y) with g(x_r) ~ g(x) (eq. 5-6).
+
+    ``steps`` of ``step_size`` on a ``schedule`` from :func:`inversion_starts` (``start``, ``seed``),
+    matching the ``layer`` (:func:`invert`); the paper: 1000 constant steps of 0.1 from an image,
+    on the penultimate layer.
+    """
+    starts = inversion_starts(data, start, seed)
     images, distances, relative = invert(model, data.images.cpu(), starts, steps=steps, step_size=step_size,
-                                         schedule=schedule, batch_size=batch_size, device=device, progress=progress)
+                                         schedule=schedule, layer=layer, batch_size=batch_size, device=device,
+                                         progress=progress)
     steps_text = f"{steps} steps of {step_size}" + (f" falling to 0 ({schedule})" if schedule != "constant" else "")
+    where = "" if layer == "features" else f", matching the {layer}"
     constructed = ImageData(images, data.labels.cpu(), data.classes, f"{name} of {data.name}",
-                            f"representation inversion ({steps_text}, start={start}, seed={seed})")
+                            f"representation inversion ({steps_text}, start={start}, seed={seed}{where})")
     stats = {"representation_distance": _summary(distances), "relative_distance": _summary(relative)}
     return constructed, stats
 
 
-def relabelled_dataset(model: nn.Module, data: ImageData, *, mode: str, eps: float = 0.5, steps: int = 100,
-                       step_size: float = 0.1, seed: int = 0, batch_size: int | None = None, device=None,
-                       progress: bool = True) -> tuple[ImageData, dict]:
-    """D_rand (``mode="rand"``: t uniform over the classes) or D_det (t = y + 1 mod C): (x_adv, t).
-
-    ``batch_size`` None: the device's (:func:`empirical.device.batch_size`); the images stay on the
-    device for the whole construction.
-    """
+def relabelling_targets(labels: Tensor, classes: int, mode: str, seed: int = 0) -> Tensor:
+    """The new label t of each image (on the CPU): uniform over the classes (``"rand"``, a function of
+    ``seed``) or y + 1 mod C (``"det"``)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    classes = data.num_classes
-    labels = data.labels.cpu()
+    labels = labels.cpu()
     if mode == "rand":
-        targets = torch.randint(0, classes, (len(data),), generator=torch.Generator().manual_seed(seed))
-    else:
-        targets = (labels + 1) % classes
+        return torch.randint(0, classes, (len(labels),), generator=torch.Generator().manual_seed(seed))
+    return (labels + 1) % classes
+
+
+def relabelled_dataset(model: nn.Module, data: ImageData, *, mode: str, eps: float = 0.5, steps: int = 100,
+                       step_size: float = 0.1, seed: int = 0, guard: nn.Module | None = None, guard_weight: float = 1.0,
+                       batch_size: int | None = None, device=None, progress: bool = True) -> tuple[ImageData, dict]:
+    """D_rand (``mode="rand"``: t uniform over the classes) or D_det (t = y + 1 mod C): (x_adv, t).
+
+    With a ``guard`` model, the non-transferable variant (Nakkiran 2019, "adversarial examples are
+    just bugs, too"): the attack minimises CE(model(x'), t) + ``guard_weight`` CE(guard(x'), y), so
+    x' moves ``model`` to t while keeping the guard's prediction at y; the stats add the share of
+    images the guard labels t (``guard_transfer_rate``). ``batch_size`` None: the device's
+    (:func:`empirical.device.batch_size`); the images stay on the device for the whole construction.
+    """
+    targets = relabelling_targets(data.labels, data.num_classes, mode, seed)
+    labels = data.labels.cpu()
     device = torch.device(device or next(model.parameters()).device)
+    if guard is not None and (isinstance(guard_weight, bool) or not isinstance(guard_weight, (int, float))
+                              or not 0 < guard_weight < math.inf):
+        raise ValueError(f"guard_weight must be a positive finite number, got {guard_weight!r}")
+
+    def guarded(source: nn.Module, x: Tensor, pair: Tensor) -> Tensor:
+        return (F.cross_entropy(source(x).float(), pair[:, 1], reduction="none")
+                + guard_weight * F.cross_entropy(guard(x).float(), pair[:, 0], reduction="none"))
 
     size = device_batch_size(device, "attack") if batch_size is None else batch_size
 
-    def attack_part(images_part: Tensor, targets_part: Tensor) -> Tensor:
-        images_part, targets_part = images_part.to(device), targets_part.to(device)
+    def attack_part(images_part: Tensor, labels_part: Tensor, targets_part: Tensor) -> Tensor:
+        images_part, labels_part, targets_part = images_part.to(device), labels_part.to(device), targets_part.to(device)
         adversarial = [images_part[:0]]
         for start in tqdm(range(0, len(images_part), size), desc=f"D_{mode}", disable=not progress, leave=False):
             x, t = images_part[start:start + size], targets_part[start:start + size]
-            adversarial.append(pgd(model, x, t, norm="l2", eps=eps, steps=steps, step_size=step_size, targeted=True,
-                                   random_start=False))  # pgd attacks in eval mode
+            if guard is None:
+                found = pgd(model, x, t, norm="l2", eps=eps, steps=steps, step_size=step_size, targeted=True,
+                            random_start=False)  # pgd attacks in eval mode
+            else:
+                pair = torch.stack([labels_part[start:start + size], t], dim=1)
+                found = pgd(model, x, pair, norm="l2", eps=eps, steps=steps, step_size=step_size, targeted=True,
+                            random_start=False, loss=guarded)
+            adversarial.append(found)
         return torch.cat(adversarial).cpu().contiguous()
 
-    images = sharded(attack_part, data.images.cpu(), targets)
-    reached = predict(model, images, device=device) == targets
-    success = float(reached.float().mean())
+    with nullcontext() if guard is None else evaluating(guard):
+        images = sharded(attack_part, data.images.cpu(), labels, targets)
+    success = float((predict(model, images, device=device) == targets).float().mean())
+    kind = "" if guard is None else f", penalising transfer to a guard model (weight {guard_weight:g})"
     constructed = ImageData(images, targets, data.classes, f"D_{mode} of {data.name}",
-                            f"targeted l2 PGD (eps {eps}, {steps} steps of {step_size}, seed={seed})")
+                            f"targeted l2 PGD (eps {eps}, {steps} steps of {step_size}, seed={seed}{kind})")
     stats = {"success_rate": success, "flagged": success < FLAG_SUCCESS_BELOW,
              "perturbation_norm": _summary(distance(images, data.images.cpu(), "l2")),
              "labels_changed": float((targets != labels).float().mean())}
+    if guard is not None:
+        stats["guard_transfer_rate"] = float((predict(guard, images, device=device) == targets).float().mean())
     return constructed, stats
 
 

@@ -410,8 +410,9 @@ def _transfer(results: Mapping) -> list[str]:
             f"{PAPER['figure3']['source']})."]
 
 
-def report_markdown(results: Mapping, figures: Sequence[str | Path] = ()) -> str:
-    """report.md: provenance, Table 1, Figure 2b's numbers, constructions, transfer and findings.
+def report_markdown(results: Mapping, figures: Sequence[str | Path] = (), sections: Sequence[str] = ()) -> str:
+    """report.md: provenance, Table 1, Figure 2b's numbers, constructions, transfer, ``sections``
+    (markdown lines, e.g. :func:`empirical.discussion_report.sections`) and findings.
 
     ``figures`` are image files (PNG) to embed, linked by file name (report.md sits beside them).
     """
@@ -439,7 +440,7 @@ def report_markdown(results: Mapping, figures: Sequence[str | Path] = ()) -> str
     if sweeps:
         lines += ["Attack-strength check (the project's PGD against its steps and restarts):", *sweeps, ""]
     lines += ["## Constructed training sets", "", *_constructions(results), "",
-              "## Figure 3: transfer against learnability", "", *_transfer(results), "",
+              "## Figure 3: transfer against learnability", "", *_transfer(results), "", *sections,
               "## Qualitative findings", ""]
     marks = {"reproduced": "[x]", "not reproduced": "[ ]", NOT_RUN: "[ ]"}
     lines += [f"- {marks[f.status]} **{f.status}**: {f.claim}" + (f" ({f.evidence})" if f.evidence else "")
@@ -449,13 +450,15 @@ def report_markdown(results: Mapping, figures: Sequence[str | Path] = ()) -> str
     return "\n".join(lines) + "\n"
 
 
-def write_report(results: Mapping, samples: Mapping[str, Tensor], out_dir: str | Path) -> list[Path]:
-    """Write table1.md, figure2a/2b/3 (PNG and PDF, those with data) and report.md into ``out_dir``."""
+def write_report(results: Mapping, samples: Mapping[str, Tensor], out_dir: str | Path, *, sections: Sequence[str] = (),
+                 figures: Sequence[Path] = ()) -> list[Path]:
+    """Write table1.md, figure2a/2b/3 (PNG and PDF, those with data) and report.md into ``out_dir``;
+    ``sections`` and ``figures`` (already written there) join the report."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table1.md").write_text(table1(results) + "\n\n" + _evaluation_settings(results) + "\n\n"
                                    + robustness_table(results) + "\n")
     figures = [*figure2a(samples, out / "figure2a"), *figure2b(results, out / "figure2b"),
-               *figure3(results, out / "figure3")]
-    (out / "report.md").write_text(report_markdown(results, [path for path in figures if path.suffix == ".png"]))
+               *figure3(results, out / "figure3"), *figures]
+    (out / "report.md").write_text(report_markdown(results, [path for path in figures if path.suffix == ".png"], sections))
     return [out / "table1.md", *figures, out / "report.md"]

@@ -5,7 +5,9 @@ Stages: ``standard`` and ``robust`` (the source models), ``D_R``, ``D_NR``, ``D_
 constructed set; clean accuracy on the ORIGINAL test set), ``evaluate`` (every model's robustness on
 the original test set: the paper's PGD, the project's PGD and AutoAttack, the evaluation of record,
 with sanity flags; :func:`empirical.evaluate.evaluate`), ``transfer`` (architectures trained on
-D_det, and how often the source model's adversarial examples fool them) and ``report``. Every stage is
+D_det, and how often the source model's adversarial examples fool them), the published discussion's
+experiments (``leakage``, ``non_transferable``, ``distillation``, ``similarity``: see
+:mod:`empirical.discussion` and the ``_run_*`` methods) and ``report``. Every stage is
 stored under ``out/stages/<stage>-<key>/`` where the key hashes its settings and the keys of the
 stages it reads, so a stage is skipped when its folder is complete, recomputed when anything it
 depends on changes, and resumed from its checkpoints when it was interrupted.
@@ -27,9 +29,11 @@ from pathlib import Path
 import torch
 
 from .attacks import Attack
-from .construct import features_dataset, relabelled_dataset
+from .construct import features_dataset, inversion_starts, relabelled_dataset
 from .data import ImageData, load, planted_features
+from . import discussion_report
 from .device import configure
+from .discussion import gradient_alignment, likeness, linear_probe, other_images, planted_shares, random_alignment
 from .distributed import all_sum, barrier, is_main, setup, world
 from .evaluate import Evaluation, adversarial_examples, evaluate, predict, transfer
 from .provenance import git_commit, versions
@@ -38,10 +42,14 @@ from .throughput import device_kind, estimate, model_key
 from .train import MODEL, TrainConfig, load_checkpoint, load_model, save_checkpoint, train
 
 CONSTRUCTED = ("D_R", "D_NR", "D_rand", "D_det")
-STAGES = ("standard", "robust", *CONSTRUCTED, "retrain", "evaluate", "transfer", "report")
+DISCUSSION = ("leakage", "non_transferable", "distillation", "similarity")  # the published discussion's experiments
+STAGES = ("standard", "robust", *CONSTRUCTED, "retrain", "evaluate", "transfer", *DISCUSSION, "report")
 DEPENDS = {"standard": (), "robust": (), "D_R": ("robust",), "D_NR": ("standard",), "D_rand": ("standard",),
            "D_det": ("standard",), "retrain": CONSTRUCTED, "evaluate": ("standard", "robust", "retrain"),
-           "transfer": ("standard", "D_det"), "report": ("standard", "robust", *CONSTRUCTED, "retrain", "evaluate", "transfer")}
+           "transfer": ("standard", "D_det"), "leakage": ("standard", "robust", "D_rand", "D_det"),
+           "non_transferable": ("standard", "D_rand", "D_det", "retrain"), "distillation": ("standard",),
+           "similarity": ("robust", "D_R", "D_NR"),
+           "report": ("standard", "robust", *CONSTRUCTED, "retrain", "evaluate", "transfer", *DISCUSSION)}
 MODELS = ("D", "D (adversarial)", *CONSTRUCTED)  # the models the evaluate stage measures, by their training set
 # The evaluation's cost depends on how many images survive each attack, unknown before the run. The plan
 # assumes the share below for the models meant to be robust and none for the others (the paper's finding),
@@ -69,6 +77,17 @@ class Preset:
     relabel: dict = field(default_factory=lambda: {"eps": 0.5, "steps": 100, "step_size": 0.1})
     transfer_models: dict[str, dict] = field(default_factory=dict)  # architecture -> its build options
     transfer_attack: Attack | None = None
+    discussion: dict = field(default_factory=lambda: dict(DISCUSSION_SETTINGS))  # the discussion stages' settings
+
+
+DISCUSSION_SETTINGS = {
+    "probe_images": 10_000,  # leakage: the linear classifiers train on the first this many images of each set
+    "probe_steps": 100,  # L-BFGS iterations of each linear classifier
+    "alignment_images": 2000,  # leakage: perturbations whose gradient alignment is measured
+    "guard_weight": 1.0,  # non_transferable: weight of the guard model's cross-entropy of y
+    "sources": ("noise", "shuffled"),  # distillation: images labelled by the standard model
+    "ablation_images": 500,  # similarity: images of each inversion ablation
+}
 
 
 def _smoke() -> Preset:
@@ -245,7 +264,11 @@ def stage_keys(preset: Preset) -> dict[str, str]:
     """A 16-hex key per stage: its own settings and the keys of the stages it reads."""
     own = {"standard": preset.standard, "robust": preset.robust, "D_R": preset.inversion, "D_NR": preset.inversion,
            "D_rand": preset.relabel, "D_det": preset.relabel, "retrain": preset.retrain, "evaluate": preset.evaluation,
-           "transfer": (preset.transfer_models, preset.transfer_attack, preset.retrain.get("D_det")), "report": ()}
+           "transfer": (preset.transfer_models, preset.transfer_attack, preset.retrain.get("D_det")),
+           "leakage": {k: preset.discussion[k] for k in ("probe_images", "probe_steps", "alignment_images")},
+           "non_transferable": (preset.discussion["guard_weight"], preset.standard, preset.relabel, preset.retrain),
+           "distillation": (preset.discussion["sources"], preset.retrain.get("D_rand")),
+           "similarity": (preset.inversion, preset.discussion["ablation_images"]), "report": ()}
     data = (preset.data, preset.data_options, preset.train_images, preset.test_images)
     keys: dict[str, str] = {}
     for stage in STAGES:
@@ -333,7 +356,8 @@ class Suite:
 
         evaluated = {"D": p.standard, "D (adversarial)": p.robust, **p.retrain}
         transfer_attack = test_n * (p.transfer_attack.steps * p.transfer_attack.restarts if p.transfer_attack else 0)
-        det = p.retrain["D_det"]
+        det, d = p.retrain["D_det"], p.discussion
+        det_training = training(det)
         return {
             "standard": training(p.standard), "robust": training(p.robust),
             "D_R": [(key(p.robust), "inversion", train_n * p.inversion["steps"])],
@@ -345,6 +369,12 @@ class Suite:
             "transfer": [(key(p.standard), "attack", transfer_attack)] + [
                 item for name, options in p.transfer_models.items()
                 for item in training(replace(det, model=name, model_options=options))],
+            "leakage": [(key(config), "attack", 2 * min(d["alignment_images"], train_n)) for config in (p.standard, p.robust)],
+            "non_transferable": [*training(p.standard), *training(p.standard), *training(p.retrain["D_rand"]), *det_training,
+                                 (key(p.standard), "attack", 2 * 2 * train_n * p.relabel["steps"])],
+            "distillation": [item for _ in d["sources"] for item in
+                             [(key(p.standard), "forward", train_n), *training(p.retrain["D_rand"])]],
+            "similarity": [(key(p.robust), "inversion", 3 * min(d["ablation_images"], train_n) * p.inversion["steps"])],
             "report": [],
         }
 
@@ -397,7 +427,10 @@ class Suite:
             self._write_results()
         results = self._write_results()
         if is_main() and "report" in wanted:
-            write_report(results, self._samples(), self.out)
+            samples = self._samples()
+            starts = {"x0": inversion_starts(self.data[0], self.preset.inversion.get("start", "image"))[:8]}
+            write_report(results, samples, self.out, sections=discussion_report.sections(results),
+                         figures=discussion_report.figures(results, {**samples, **starts}, self.out))
             self.log(f"report: {self.out / 'report.md'}")
         barrier()
         return results
@@ -562,6 +595,115 @@ class Suite:
         points = [(a["test_accuracy"], a["success_rate"]) for a in architectures.values()]
         return {"architectures": architectures, "correlation": pearson(points)}
 
+    def _run_leakage(self, folder: Path) -> dict:
+        """Goh's question: could robust features leaking into D_rand's and D_det's perturbations explain
+        what a model learns from them? Linear classifiers on pixels, trained on each set and on its
+        perturbations alone (scored on the original test set); the perturbations' alignment with
+        each source model's gradient toward the target; on the planted data, their share in each
+        planted span (the ground truth)."""
+        train_data, test = self.data
+        settings = self.preset.discussion
+        count = min(settings["probe_images"], len(train_data))
+        first = lambda data: data.subset(count)  # noqa: E731
+        probe = lambda data, inputs=None: linear_probe(first(data), test, inputs=inputs, steps=settings["probe_steps"])  # noqa: E731
+        linear = {"D": probe(train_data)}
+        models = {"robust model": self.model("robust"), "standard model": self.model("standard")}
+        aligned = min(settings["alignment_images"], len(train_data))
+        alignment, planted = {}, {}
+        for name in ("D_rand", "D_det"):
+            built = self.constructed(name)
+            perturbations = built.images - train_data.images.cpu()
+            linear[name] = probe(built)
+            linear[f"{name} perturbations"] = probe(built, perturbations[:count])
+            alignment[name] = {label: float(gradient_alignment(model, train_data.images[:aligned], train_data.labels[:aligned],
+                                                                built.labels[:aligned], perturbations[:aligned],
+                                                                device=self.device).median())
+                               for label, model in models.items()}
+            if self.preset.data == "planted":
+                planted[name] = planted_shares(planted_features(**self.preset.data_options), perturbations, built.labels)
+        result = {"linear": linear, "images": count, "alignment": alignment,
+                  "random_alignment": random_alignment(train_data.images[0].numel())}
+        if planted:
+            dim, classes = train_data.images[0].numel(), train_data.num_classes
+            result["planted"] = {**planted, "random_share": classes / dim}
+        return result
+
+    def _run_non_transferable(self, folder: Path) -> dict:
+        """Nakkiran's "adversarial examples are just bugs, too": D_rand and D_det rebuilt with
+        perturbations that move the source model to t while a guard model (the standard recipe,
+        another seed) keeps y; how often each set's images move the guard and a held-out model (a
+        third seed) to t, and what a model retrained on each set scores on the original test set."""
+        train_data, test = self.data
+        source = self.model("standard")
+        others = {role: train(replace(self.preset.standard, seed=self.preset.standard.seed + offset), train_data,
+                              out=folder / role, device=self.device, progress=self.progress).model
+                  for offset, role in ((1, "guard"), (2, "held_out"))}
+        retrained = json.loads((self.folder("retrain") / "result.json").read_text())
+        original = train_data.images.cpu()
+        features = planted_features(**self.preset.data_options) if self.preset.data == "planted" else None
+        sets = {}
+        for mode in ("rand", "det"):
+            name = f"D_{mode}"
+            built, stats = relabelled_dataset(source, train_data, mode=mode, guard=others["guard"],
+                                              guard_weight=self.preset.discussion["guard_weight"], device=self.device,
+                                              progress=self.progress, **self.preset.relabel)
+            variants = {"ordinary": (self.constructed(name), {"success_rate": self._stage_result(name)["success_rate"],
+                                                              "retrained": _row(retrained[name])}),
+                        "non-transferable": (built, {"success_rate": stats["success_rate"],
+                                                     "retrained": {"training": "standard", **self._train_and_measure(
+                                                         self.preset.retrain[name], built, folder / name,
+                                                         relabelled=mode == "det")}})}
+            sets[name] = {}
+            for variant, (data, row) in variants.items():
+                for role, model in others.items():
+                    row[f"{role}_transfer_rate"] = float((predict(model, data.images, device=self.device) == data.labels).float().mean())
+                if features is not None:
+                    row["planted"] = planted_shares(features, data.images - original, data.labels)
+                sets[name][variant] = row
+        return {"guard_weight": self.preset.discussion["guard_weight"], "sets": sets}
+
+    def _run_distillation(self, folder: Path) -> dict:
+        """Wallace's control: images with none of the data's features (noise; each training image's
+        pixels shuffled), labelled by the standard model, then standard training on them, scored on
+        the original test set. Above chance means the labels alone carry the teacher's function."""
+        train_data, test = self.data
+        teacher = self.model("standard")
+        sources = {}
+        for source in self.preset.discussion["sources"]:
+            images = other_images(train_data, source)
+            labels = predict(teacher, images, device=self.device)
+            data = ImageData(images, labels, train_data.classes, f"{source} images labelled by the standard model",
+                             f"distillation control ({source})")
+            shares = torch.bincount(labels, minlength=train_data.num_classes).float() / len(labels)
+            sources[source] = {"largest_label_share": float(shares.max()),
+                               **self._train_and_measure(self.preset.retrain["D_rand"], data, folder / source)}
+        return {"teacher_clean": self._stage_result("standard")["clean"], "chance": 1 / train_data.num_classes,
+                "sources": sources}
+
+    def _run_similarity(self, folder: Path) -> dict:
+        """The reviewers' question: do D_R and D_NR images look like the image each inversion starts
+        from (x0) or the one whose representation it matches (x)? Pixel l2 and SSIM to both; and how
+        D_R's inversion responds to fewer steps, a noise start and matching the logits instead."""
+        train_data = self.data[0]
+        inversion = self.preset.inversion
+        starts, targets = inversion_starts(train_data, inversion.get("start", "image")), train_data.images.cpu()
+        sets = {name: likeness(self.constructed(name).images, starts, targets) for name in ("D_R", "D_NR")}
+        subset = train_data.subset(min(self.preset.discussion["ablation_images"], len(train_data)))
+        robust = self.model("robust")
+        settings = {"as the preset": {}, "a quarter of the steps": {"steps": max(inversion["steps"] // 4, 1)},
+                    "noise start": {"start": "noise"}, "matching the logits": {"layer": "logits"}}
+        ablation = {}
+        for label, change in settings.items():
+            chosen = {**inversion, **change}
+            built, stats = features_dataset(robust, subset, name="D_R", device=self.device, progress=False, **chosen)
+            ablation[label] = {"settings": chosen, "relative_distance": stats["relative_distance"]["median"],
+                               **likeness(built.images, inversion_starts(subset, chosen.get("start", "image")),
+                                           subset.images.cpu())}
+        return {"sets": sets, "ablation_images": len(subset), "ablation": ablation}
+
+    def _stage_result(self, stage: str) -> dict:
+        return json.loads((self.folder(stage) / "result.json").read_text())
+
     # --- results ---------------------------------------------------------------------------------
 
     def results(self) -> dict:
@@ -591,6 +733,7 @@ class Suite:
             "accuracy": accuracy_rows,
             "evaluations": evaluated,
             "transfer": stages.get("transfer"),
+            "discussion": {stage: stages[stage] for stage in DISCUSSION if stage in stages},
             "skipped": dict(self._skipped),
         }
 

@@ -68,7 +68,7 @@ def test_changing_a_setting_invalidates_exactly_the_stages_that_depend_on_it():
     before = stage_keys(PRESETS["tiny"]())
     after = stage_keys(replace(PRESETS["tiny"](), inversion={"steps": 4, "step_size": 0.1, "start": "image"}))
     changed = {stage for stage in STAGES if before[stage] != after[stage]}
-    assert changed == {"D_R", "D_NR", "retrain", "evaluate", "report"}
+    assert changed == {"D_R", "D_NR", "retrain", "evaluate", "non_transferable", "similarity", "report"}
 
 
 def test_changing_the_evaluation_invalidates_only_the_evaluation_and_the_report():
@@ -182,6 +182,51 @@ def test_smoke_architectures_that_learn_more_from_d_det_are_fooled_more_by_trans
     """Figure 3: accuracy after training on D_det and transfer success rise together."""
     points = sorted((a["test_accuracy"], a["success_rate"]) for a in smoke["transfer"]["architectures"].values())
     assert len(points) >= 2 and [y for _, y in points] == sorted(y for _, y in points)
+
+
+def test_smoke_d_rand_and_d_det_perturbations_leak_no_robust_feature(smoke):
+    """Goh's leakage question, answered by the ground truth: the perturbations lie in the non-robust
+    span, and less of them in the robust span than of a random direction; a linear classifier still
+    learns from them, because the planted non-robust templates are linear features."""
+    leakage = smoke["discussion"]["leakage"]
+    for name in ("D_rand", "D_det"):
+        planted = leakage["planted"][name]
+        assert planted["robust_share"] < leakage["planted"]["random_share"] < 0.5 < planted["nonrobust_share"], name
+        assert abs(planted["robust_target_coefficient"]) < 0.1 * planted["nonrobust_target_coefficient"], name
+        alignment = leakage["alignment"][name]
+        assert alignment["standard model"] > alignment["robust model"] > leakage["random_alignment"], name
+        assert leakage["linear"][f"{name} perturbations"] > 1 / smoke["data"]["classes"] + 0.2, name
+
+
+def test_smoke_non_transferable_perturbations_carry_less_of_the_target_template_and_teach_less(smoke):
+    """Nakkiran: perturbations kept from transferring carry less of the target's non-robust template,
+    transfer less (to the guard, and to a model not used in building them), and retrain worse."""
+    for name, variants in smoke["discussion"]["non_transferable"]["sets"].items():
+        ordinary, guarded = variants["ordinary"], variants["non-transferable"]
+        assert guarded["planted"]["nonrobust_target_coefficient"] < 0.75 * ordinary["planted"]["nonrobust_target_coefficient"], name
+        assert guarded["guard_transfer_rate"] < 0.5 * ordinary["guard_transfer_rate"], name
+        assert guarded["held_out_transfer_rate"] < ordinary["held_out_transfer_rate"] - 0.2, name
+        assert guarded["retrained"]["clean"] < ordinary["retrained"]["clean"] - 0.05, name
+        assert guarded["success_rate"] > 0.5, name
+
+
+def test_smoke_distillation_from_featureless_images_explains_only_part_of_d_rand(smoke):
+    """Wallace's control: a student of the teacher's labels on noise learns something, but far less
+    than the model retrained on D_rand, whose images carry the non-robust features."""
+    found = smoke["discussion"]["distillation"]
+    for source, row in found["sources"].items():
+        assert row["clean"] < smoke["accuracy"]["D_rand"]["clean"] - 0.2, source
+        assert row["largest_label_share"] < 0.5, source  # the teacher does not label everything alike
+
+
+def test_smoke_d_r_images_look_like_their_targets_and_d_nr_images_like_their_starts(smoke):
+    """The reviewers' question: inverting a robust representation recovers the image's look;
+    a standard representation is matched by invisible changes to the start image."""
+    sets = smoke["discussion"]["similarity"]["sets"]
+    assert sets["D_R"]["ssim_to_target"] > sets["D_R"]["ssim_to_start"] + 0.5
+    assert sets["D_NR"]["ssim_to_start"] > sets["D_NR"]["ssim_to_target"] + 0.5
+    ablation = smoke["discussion"]["similarity"]["ablation"]
+    assert ablation["a quarter of the steps"]["relative_distance"] > ablation["as the preset"]["relative_distance"]
 
 
 @pytest.mark.slow
