@@ -357,7 +357,6 @@ class Suite:
         evaluated = {"D": p.standard, "D (adversarial)": p.robust, **p.retrain}
         transfer_attack = test_n * (p.transfer_attack.steps * p.transfer_attack.restarts if p.transfer_attack else 0)
         det, d = p.retrain["D_det"], p.discussion
-        det_training = training(det)
         return {
             "standard": training(p.standard), "robust": training(p.robust),
             "D_R": [(key(p.robust), "inversion", train_n * p.inversion["steps"])],
@@ -370,7 +369,7 @@ class Suite:
                 item for name, options in p.transfer_models.items()
                 for item in training(replace(det, model=name, model_options=options))],
             "leakage": [(key(config), "attack", 2 * min(d["alignment_images"], train_n)) for config in (p.standard, p.robust)],
-            "non_transferable": [*training(p.standard), *training(p.standard), *training(p.retrain["D_rand"]), *det_training,
+            "non_transferable": [*training(p.standard), *training(p.standard), *training(p.retrain["D_rand"]), *training(det),
                                  (key(p.standard), "attack", 2 * 2 * train_n * p.relabel["steps"])],
             "distillation": [item for _ in d["sources"] for item in
                              [(key(p.standard), "forward", train_n), *training(p.retrain["D_rand"])]],
