@@ -110,15 +110,15 @@ for name in [] if args.estimate else args.models:
     model = trained.model
     gflop = forward_gflop(model, side)
     epoch = trained.history[1]["seconds"] - trained.history[0]["seconds"]
-    measured = {"train": (count / epoch, 3)}
+    measured = {"train": count / epoch}
     seconds, _ = synchronized(lambda: relabelled_dataset(model, data, mode="det", steps=steps, device=device, progress=False))
-    measured["attack"] = (count * steps / seconds, 2)
+    measured["attack"] = count * steps / seconds
     seconds, _ = synchronized(lambda: features_dataset(model, data, name="D_R", steps=steps, device=device, progress=False))
-    measured["inversion"] = (count * steps / seconds, 2)
+    measured["inversion"] = count * steps / seconds
     seconds, _ = synchronized(lambda: predict(model, data.images, device=device))
-    measured["forward"] = (count / seconds, 1)
-    for operation, (rate, passes) in measured.items():
-        tflops = rate * passes * gflop / 1e3
+    measured["forward"] = count / seconds
+    for operation, rate in measured.items():
+        tflops = rate * PASSES[operation] * gflop / 1e3
         rows.append({"model": model_key(architecture, options), "operation": operation, "images_per_s": rate,
                      "forward_gflop": gflop, "tflops": tflops, "peak_fraction": tflops / peak if peak else None})
         print(f"{name:10s} {operation:9s} {rate:12,.0f} images/s   {tflops:8.3f} TFLOP/s"

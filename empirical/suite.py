@@ -649,13 +649,16 @@ class Suite:
             variants = {"ordinary": (self.constructed(name), {"success_rate": self._stage_result(name)["success_rate"],
                                                               "retrained": _row(retrained[name])}),
                         "non-transferable": (built, {"success_rate": stats["success_rate"],
+                                                     "guard_transfer_rate": stats["guard_transfer_rate"],
                                                      "retrained": {"training": "standard", **self._train_and_measure(
                                                          self.preset.retrain[name], built, folder / name,
                                                          relabelled=mode == "det")}})}
             sets[name] = {}
             for variant, (data, row) in variants.items():
                 for role, model in others.items():
-                    row[f"{role}_transfer_rate"] = float((predict(model, data.images, device=self.device) == data.labels).float().mean())
+                    if f"{role}_transfer_rate" not in row:  # the construction measured its own guard's already
+                        row[f"{role}_transfer_rate"] = float((predict(model, data.images, device=self.device)
+                                                              == data.labels).float().mean())
                 if features is not None:
                     row["planted"] = planted_shares(features, data.images - original, data.labels)
                 sets[name][variant] = row
