@@ -49,8 +49,8 @@ def _leakage(found: Mapping, results: Mapping) -> list[str]:
     for name in ("D_rand", "D_det"):
         alone, whole = linear.get(f"{name} perturbations"), linear.get(name)
         verdict = ("above chance: part of what the set teaches is visible to a linear model in its perturbations"
-                   if alone is not None and alone > chance + 0.05 else "at chance: the perturbations alone teach a linear "
-                   "model nothing about the test set")
+                   if alone is not None and alone > chance + 0.05 else "within 5 points of chance: the perturbations alone "
+                   "teach a linear model little about the test set")
         lines.append(f"* `{name}`: the perturbations alone give a linear classifier {_percent(alone)}% ({verdict}); "
                      f"the whole set {_percent(whole)}%.")
     if "planted" in found:
@@ -130,7 +130,7 @@ def _similarity(found: Mapping, results: Mapping) -> list[str]:
              "medians over the set:", "",
              _markdown_table(["set", *header[1:]], [[f"`{name}`", *cells(row)] for name, row in found["sets"].items()]), ""]
     for name, row in found["sets"].items():
-        closer = "its start x0" if row["ssim_to_start"] > row["ssim_to_target"] else "its target x"
+        closer = "their start x0" if row["ssim_to_start"] > row["ssim_to_target"] else "their target x"
         lines.append(f"* `{name}` images look like {closer} (SSIM {row['ssim_to_start']:.2f} to x0, {row['ssim_to_target']:.2f} to x).")
     lines += ["", f"D_R's inversion on the first {found['ablation_images']:,} images, one setting changed at a time "
               "(relative distance: ||g(x_r) - g(x)|| / ||g(x)||, median):", "",
