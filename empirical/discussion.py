@@ -9,8 +9,8 @@
   with a ``guard`` model.
 * Distillation control (Wallace): :func:`other_images`, images that carry none of the data's
   features, to be labelled by the source model.
-* Do D_R / D_NR images look like their start x0 or their target x? :func:`ssim` beside the pixel
-  distance.
+* Do D_R / D_NR images look like their start x0 or their target x? :func:`likeness`: :func:`ssim`
+  beside the pixel distance.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .attacks import distance
 from .data import ImageData, PlantedFeatures
 from .device import batch_size as device_batch_size
 from .models import evaluating
@@ -126,11 +127,6 @@ def ssim(a: Tensor, b: Tensor, *, window: int = 7, data_range: float = 1.0) -> T
     return index.flatten(1).mean(dim=1).float()
 
 
-def pixel_distance(a: Tensor, b: Tensor) -> Tensor:
-    """||a_i - b_i||_2 per image, (N,)."""
-    return (a.double() - b.double()).flatten(1).norm(dim=1).float()
-
-
 def planted_shares(features: PlantedFeatures, perturbations: Tensor, targets: Tensor) -> dict:
     """How perturbations sit in the planted spans: the mean share of ||delta||^2 in the robust and the
     non-robust templates' spans, and the mean coefficient on the target's template of each."""
@@ -145,8 +141,8 @@ def planted_shares(features: PlantedFeatures, perturbations: Tensor, targets: Te
 def likeness(images: Tensor, starts: Tensor, targets: Tensor) -> dict:
     """Median pixel l2 and SSIM of ``images`` to their inversions' starts x0 and targets x."""
     window = min(7, *images.shape[-2:])
-    return {"l2_to_start": float(pixel_distance(images, starts).median()),
-            "l2_to_target": float(pixel_distance(images, targets).median()),
+    return {"l2_to_start": float(distance(images, starts, "l2").median()),
+            "l2_to_target": float(distance(images, targets, "l2").median()),
             "ssim_to_start": float(ssim(images, starts, window=window).median()),
             "ssim_to_target": float(ssim(images, targets, window=window).median())}
 

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from .report import NOT_RUN, _markdown_table, _percent, _save
+from .report import NOT_RUN, _markdown_table, _percent, _save, image_grid
 
 LINEAR = ("D", "D_rand", "D_rand perturbations", "D_det", "D_det perturbations")
 VARIANTS = ("ordinary", "non-transferable")
@@ -192,17 +192,6 @@ def _non_transferable_figure(found: Mapping, stem: Path) -> list[Path]:
     return _save(figure, stem)
 
 
-def _similarity_grid(samples: Mapping[str, Tensor], stem: Path, columns: int = 8) -> list[Path]:
-    rows = (("x0 (start)", "x0"), ("D_R", "D_R"), ("D_NR", "D_NR"), ("x (target)", "D"))
-    figure = Figure(figsize=(columns * 0.9, len(rows) * 1.0), layout="constrained")
-    axes = figure.subplots(len(rows), columns, squeeze=False)
-    for (label, key), line in zip(rows, axes):
-        for index, ax in enumerate(line):
-            image = samples[key][index].permute(1, 2, 0).squeeze(-1).clamp(0, 1).numpy() if index < len(samples[key]) else None
-            if image is not None:
-                ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        line[0].set_ylabel(label, fontsize=7)
-    figure.suptitle("Each column: an inversion's start x0, the D_R and D_NR images built from it, and its target x", fontsize=8)
-    return _save(figure, stem)
+def _similarity_grid(samples: Mapping[str, Tensor], stem: Path) -> list[Path]:
+    rows = {"x0 (start)": samples["x0"], "D_R": samples["D_R"], "D_NR": samples["D_NR"], "x (target)": samples["D"]}
+    return image_grid(rows, stem, "Each column: an inversion's start x0, the D_R and D_NR images built from it, and its target x")

@@ -237,23 +237,30 @@ def _save(figure: Figure, path_stem: str | Path) -> list[Path]:
 
 def figure2a(samples: Mapping[str, Tensor], path_stem: str | Path, columns: int = 8) -> list[Path]:
     """Figure 2a: a grid of sample images, one labelled row per training set ((N, C, H, W) in [0, 1])."""
-    if not samples:
+    return image_grid(samples, path_stem, "Figure 2a: sample training images of each training set", columns, labels=MATH)
+
+
+def image_grid(rows: Mapping[str, Tensor], path_stem: str | Path, title: str, columns: int = 8,
+               labels: Mapping[str, str] | None = None) -> list[Path]:
+    """A grid of images, one row per entry of ``rows`` (name -> (N, C, H, W) in [0, 1]), at most ``columns``
+    wide; each row labelled ``labels[name]`` where given, else its name."""
+    if not rows:
         return []
-    for name, images in samples.items():
+    for name, images in rows.items():
         if images.ndim != 4 or images.shape[1] not in (1, 3):
-            raise ValueError(f"samples[{name!r}] must be (N, C, H, W) with 1 or 3 channels, got {tuple(images.shape)}")
-    width = min(columns, max(len(images) for images in samples.values()))
-    figure = Figure(figsize=(1.1 * width + 1.1, 1.1 * len(samples) + 0.4), layout="constrained")
-    axes = np.atleast_2d(figure.subplots(len(samples), width, squeeze=False))
-    for row, (name, images) in zip(axes, samples.items()):
+            raise ValueError(f"images of row {name!r} must be (N, C, H, W) with 1 or 3 channels, got {tuple(images.shape)}")
+    width = min(columns, max(len(images) for images in rows.values()))
+    figure = Figure(figsize=(1.1 * width + 1.1, 1.1 * len(rows) + 0.4), layout="constrained")
+    axes = np.atleast_2d(figure.subplots(len(rows), width, squeeze=False))
+    for row, (name, images) in zip(axes, rows.items()):
         for column, ax in enumerate(row):
             ax.set(xticks=[], yticks=[])
             ax.spines[:].set_visible(False)
             if column < len(images):
                 image = images[column].detach().cpu().float().clamp(0, 1).permute(1, 2, 0).numpy()
                 ax.imshow(image.squeeze(2) if image.shape[2] == 1 else image, cmap="gray", vmin=0, vmax=1)
-        row[0].set_ylabel(MATH.get(name, name), rotation=0, ha="right", va="center", fontsize=12)
-    figure.suptitle("Figure 2a: sample training images of each training set", fontsize=10)
+        row[0].set_ylabel((labels or {}).get(name, name), rotation=0, ha="right", va="center", fontsize=12)
+    figure.suptitle(title, fontsize=10)
     return _save(figure, path_stem)
 
 

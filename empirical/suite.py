@@ -458,11 +458,15 @@ class Suite:
             temporary.replace(self.out / "results.json")
         return results
 
+    def _stage_result(self, stage: str) -> dict:
+        """A finished stage's result.json."""
+        return json.loads((self.folder(stage) / "result.json").read_text())
+
     def _stage(self, stage: str) -> dict:
         folder = self.folder(stage)
         if self.done(stage):
             self.log(f"{stage}: cached ({folder.name})")
-            return json.loads((folder / "result.json").read_text())
+            return self._stage_result(stage)
         folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         self.log(f"{stage}: running ({folder.name})")
@@ -489,7 +493,7 @@ class Suite:
 
     def evaluation_record(self, name: str) -> dict | None:
         """The evaluate stage's record of model ``name`` (:data:`MODELS`), or None before that stage has run."""
-        return json.loads((self.folder("evaluate") / "result.json").read_text())["models"][name] if self.done("evaluate") else None
+        return self._stage_result("evaluate")["models"][name] if self.done("evaluate") else None
 
     @classmethod
     def reopen(cls, out: str | Path, **options) -> Suite:
@@ -637,7 +641,7 @@ class Suite:
         others = {role: train(replace(self.preset.standard, seed=self.preset.standard.seed + offset), train_data,
                               out=folder / role, device=self.device, progress=self.progress).model
                   for offset, role in ((1, "guard"), (2, "held_out"))}
-        retrained = json.loads((self.folder("retrain") / "result.json").read_text())
+        retrained = self._stage_result("retrain")
         original = train_data.images.cpu()
         features = planted_features(**self.preset.data_options) if self.preset.data == "planted" else None
         sets = {}
@@ -703,14 +707,11 @@ class Suite:
                                            subset.images.cpu())}
         return {"sets": sets, "ablation_images": len(subset), "ablation": ablation}
 
-    def _stage_result(self, stage: str) -> dict:
-        return json.loads((self.folder(stage) / "result.json").read_text())
-
     # --- results ---------------------------------------------------------------------------------
 
     def results(self) -> dict:
         """Everything measured so far, with the settings, git hash, device and versions."""
-        stages = {s: json.loads((self.folder(s) / "result.json").read_text()) for s in STAGES if s != "report" and self.done(s)}
+        stages = {s: self._stage_result(s) for s in STAGES if s != "report" and self.done(s)}
         train_data, test_data = self.data
         accuracy_rows = {}
         if "standard" in stages:
