@@ -80,6 +80,36 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_peak_tflops(precision: str, threads: int) -> tuple[float | None, str]:
+    """This CPU's peak multiply-add rate in TFLOP/s (2 FLOP per multiply-add) for ``precision``
+    ("bf16" or "fp32") on ``threads`` cores, and how it was counted; (None, why) where unknown.
+
+    Per core and cycle, from the vendor's documented execution units at the clock /proc/cpuinfo
+    reports (turbo not counted): fp32 FMA on two vector pipes, 512 bits wide on Intel (32
+    multiply-adds) and 256 bits on AMD Zen 4 (16; its AVX-512 is double-pumped); AVX-512 BF16's
+    dot product (vdpbf16ps) does two bf16 multiply-adds per fp32 lane at the FMA rate (2x fp32);
+    AMX tiles (Intel Sapphire Rapids) 1,024 bf16 multiply-adds.
+    """
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None, "no /proc/cpuinfo"
+    field = lambda name: next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith(name)), "")  # noqa: E731
+    flags, vendor, mhz = field("flags").split(), field("vendor_id"), float(field("cpu MHz") or 0)
+    if not mhz or "avx512f" not in flags:
+        return None, "peak counted only for AVX-512 CPUs with a reported clock"
+    fp32 = 32 if vendor == "GenuineIntel" else 16
+    if precision == "fp32":
+        per_cycle, how = fp32, f"{fp32} fp32 FMA/cycle/core"
+    elif "amx_bf16" in flags:
+        per_cycle, how = 1024, "AMX: 1,024 bf16 multiply-adds/cycle/core"
+    elif "avx512_bf16" in flags:
+        per_cycle, how = 2 * fp32, f"AVX-512 BF16: {2 * fp32} bf16 multiply-adds/cycle/core"
+    else:
+        return None, "no native bf16 on this CPU"
+    return 2 * per_cycle * threads * mhz * 1e6 / 1e12, f"{how} x {threads} cores x {mhz:.0f} MHz ({vendor})"
+
+
 def _version(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)

@@ -15,6 +15,7 @@ import torch
 from .bridge import PRESETS, StudySettings, measure, report_section, two_gaussian_study
 from .construct import features_dataset
 from .data import load
+from .device import PRECISIONS, policy, resolve as resolve_precision
 from .distributed import is_main, teardown, world
 from .evaluate import evaluate
 from .pixels import PixelSettings, pixel_study
@@ -23,6 +24,11 @@ from .suite import PRESETS as SUITE_PRESETS
 from .suite import DEFAULT_STAGES, STAGES, Suite, with_dependencies
 from .throughput import TABLE, device_kind
 from .train import MODEL, load_model, train
+
+
+PRECISION_HELP = ("the hot loops' arithmetic (training, the attacks of construction and adversarial training, inversion, "
+                  "bulk predictions); auto: bf16 autocast on CUDA and on a CPU that multiplies bf16 natively (AMX or "
+                  "AVX-512 BF16), else fp32. The evaluation of record is fp32 whatever this says (default: auto)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the device whose measured throughputs --dry-run uses, e.g. cpu or nvidia-h200 "
                      f"(default: this run's device); table: empirical/{TABLE.name}")
     run.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    run.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     bridge = commands.add_parser(
         "bridge", help="theory's metrics (gradient alignment, Mahalanobis misalignment) on trained models",
@@ -76,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--report", type=Path, default=None, metavar="REPORT_MD",
                         help="append a Bridge section to this report.md (the experiment suite's)")
     bridge.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    bridge.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     bridge.add_argument("--study-samples", type=int, default=8000, help="samples of the two-Gaussian study (0: skip it)")
     bridge.add_argument("--quiet", action="store_true", help="no progress bars")
     pixels = commands.add_parser(
@@ -100,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     pixels.add_argument("--evaluation-images", type=int, default=defaults.evaluation.images,
                         help="test images of the networks' evaluation of record (AutoAttack costs seconds per robust image)")
     pixels.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    pixels.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     pixels.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -121,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     suite = Suite(SUITE_PRESETS[args.preset](), args.out or Path("runs") / args.preset, data_path=args.data,
-                  device=args.device, progress=not args.quiet)
+                  device=args.device, precision=args.precision, progress=not args.quiet)
     stages = args.stages or DEFAULT_STAGES.get(args.preset, STAGES)
     if args.dry_run:
         _print_plan(suite, with_dependencies(stages), args.estimate_for or device_kind(suite.device))
@@ -148,7 +157,9 @@ def _run(args: argparse.Namespace) -> int:
 def _print_plan(suite: Suite, wanted: set[str], device: str) -> None:
     """The plan of the wanted stages: cached or not, image passes, and seconds on ``device`` from the throughput table."""
     plan = [row for row in suite.plan(device=device) if row["stage"] in wanted]
-    print(f"plan of preset {suite.preset.name!r} in {suite.out}; seconds on {device} from {TABLE.name}")
+    precision = resolve_precision(suite.requested_precision, device)
+    print(f"plan of preset {suite.preset.name!r} in {suite.out} (stage keys of {suite.precision}); seconds on {device} "
+          f"in {precision} from {TABLE.name}")
     total, unknown, estimated = 0.0, set(), set()
     for row in plan:
         seconds = "?" if row["seconds"] is None else f"{row['seconds']:,.0f} s"
@@ -164,14 +175,21 @@ def _print_plan(suite: Suite, wanted: set[str], device: str) -> None:
         print("the evaluation assumes half the images survive the first attacks on D (adversarial) and D_R, none on the others")
     print("fixed costs (start-up, data, checkpoints) are not counted")
     if unknown:
-        print(f"no throughput on {device} for: {', '.join(sorted(unknown))} (benchmarks/throughput.py measures them)")
+        print(f"no throughput on {device} for: {', '.join(sorted(unknown))} (benchmarks/throughput.py --precision "
+              f"{precision} measures them)")
     if estimated:
         print(f"not measured, estimated from FLOPs (see the table's source field): {', '.join(sorted(estimated))}")
 
 
 def _bridge(args: argparse.Namespace) -> int:
-    preset = PRESETS[args.preset]
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    precision = resolve_precision(args.precision, device)
+    with policy(precision=precision):
+        return _bridge_in_policy(args, device, precision)
+
+
+def _bridge_in_policy(args: argparse.Namespace, device: str, precision: str) -> int:
+    preset = PRESETS[args.preset]
     if args.report is not None and not args.report.is_file():
         raise FileNotFoundError(f"--report {args.report} does not exist (run the suite first, or leave --report out)")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +197,7 @@ def _bridge(args: argparse.Namespace) -> int:
     if args.suite is not None:
         data, test, models, constructions, reused, seconds, evaluated = _suite_models(args, preset, device)
     else:
-        data, test, models, constructions, reused, seconds = _trained_models(args, preset, device)
+        data, test, models, constructions, reused, seconds = _trained_models(args, preset, device, precision)
         evaluated = {}
     begun = time.perf_counter()
     examples = test.subset(min(preset.examples, len(test)))
@@ -207,7 +225,7 @@ def _bridge(args: argparse.Namespace) -> int:
                                 evaluation=preset.evaluation.to_dict()).__dict__,
               "suite": None if args.suite is None else {"folder": str(args.suite), "models": SUITE_MODELS,
                                                         "robustness_from_suite": sorted(evaluated)},
-              "data": data.name, "device": device, "git": git_commit(), "versions": versions(),
+              "data": data.name, "device": device, "precision": precision, "git": git_commit(), "versions": versions(),
               "seconds": {**seconds, "this run": time.perf_counter() - started}, "reused_models": reused,
               "constructions": constructions, "measured": measured, "summary": summary, "robustness": robustness,
               "two_gaussian_study": study}
@@ -233,14 +251,15 @@ def _pixels(args: argparse.Namespace) -> int:
     data_options = {} if args.data is None else {"path": args.data}
     train_data, test_data = (load("cifar10-jpeg", split, **data_options) for split in ("train", "test"))
     started = time.perf_counter()
-    pixel_study(settings, train_data, test_data, args.out, device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
-                progress=not args.quiet)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    with policy(precision=args.precision):
+        pixel_study(settings, train_data, test_data, args.out, device=device, progress=not args.quiet)
     print(f"wrote {args.out / 'pixels.json'} ({time.perf_counter() - started:.0f} s)")
     return 0
 
 
-def _trained_models(args: argparse.Namespace, preset, device: str) -> tuple:
-    """The preset's data, and the four models trained into (or reused from) ``--out``/models."""
+def _trained_models(args: argparse.Namespace, preset, device: str, precision: str) -> tuple:
+    """The preset's data, and the four models trained into (or reused from) ``--out``/models, in ``precision``."""
     seconds = {}
     data, test = (load(preset.data, split, **preset.data_options) for split in ("train", "test"))
     if preset.train_images is not None:
@@ -253,9 +272,13 @@ def _trained_models(args: argparse.Namespace, preset, device: str) -> tuple:
         folder = args.out / "models" / name
         config, training_data = (preset.robust if name == "robust" else preset.standard), data
         if (folder / MODEL).is_file():  # reused: its training time is the one recorded when it was trained
+            history = json.loads((folder / "history.json").read_text())
+            if history.get("precision", "fp32") != precision:
+                raise ValueError(f"{folder} holds a model trained in {history.get('precision', 'fp32')}, this run is "
+                                 f"{precision}: pass --precision {history.get('precision', 'fp32')} or another --out")
             models[name], _ = load_model(folder / MODEL, device)
             reused.append(name)
-            seconds[f"model {name}"] = json.loads((folder / "history.json").read_text())["seconds"]
+            seconds[f"model {name}"] = history["seconds"]
         else:
             if name in ("D_R", "D_NR"):
                 source = models["robust" if name == "D_R" else "standard"]

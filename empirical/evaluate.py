@@ -195,7 +195,7 @@ def evaluate(model: nn.Module, images: Tensor, labels: Tensor, evaluation: Evalu
     """
     if not isinstance(evaluation, Evaluation):
         raise TypeError(f"evaluation must be an Evaluation, got {type(evaluation).__name__}")
-    with policy(bf16=False):  # robust accuracy never rests on bf16 arithmetic (empirical.device)
+    with policy(precision="fp32"):  # robust accuracy never rests on bf16 arithmetic (empirical.device)
         count = len(images) if evaluation.images is None else min(evaluation.images, len(images))
         x, y = images[:count], labels[:count]
         measure = lambda attack: robust_accuracy(model, x, y, attack, seed=seed, device=device)  # noqa: E731

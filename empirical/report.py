@@ -339,7 +339,8 @@ def _header(results: Mapping) -> list[str]:
     lines = [f"# Results: {results.get('preset', 'unknown')} preset", "",
              f"* data: {data.get('name', 'unknown')}, {data.get('train', '?')} training and {data.get('test', '?')} "
              f"test images, {data.get('classes', '?')} classes",
-             f"* device: {results.get('device', 'unknown')}; git: `{results.get('git', 'unknown')}`",
+             f"* device: {results.get('device', 'unknown')}, hot loops in {results.get('precision', 'fp32')} (the evaluation "
+             f"of record in fp32); git: `{results.get('git', 'unknown')}`",
              f"* versions: {versions or 'unknown'}",
              f"* wall time: {sum(stage.get('seconds', 0) for stage in stages.values()):.1f} s over {len(stages)} stages",
              *(f"* **caveat**: {caveat}" for caveat in caveats(results)), ""]

@@ -32,7 +32,7 @@ from .attacks import Attack
 from .construct import features_dataset, inversion_starts, relabelled_dataset
 from .data import ImageData, load, planted_features
 from . import discussion_report
-from .device import configure
+from .device import configure, policy, resolve as resolve_precision
 from .discussion import gradient_alignment, likeness, linear_probe, other_images, planted_shares, random_alignment
 from .distributed import all_sum, barrier, is_main, setup, world
 from .evaluate import Evaluation, adversarial_examples, evaluate, predict, transfer
@@ -260,8 +260,13 @@ PRESETS: dict[str, Callable[[], Preset]] = {
 DEFAULT_STAGES = {"cifar10": TABLE1, "cifar10-transfer": FIGURE3}  # what ``empirical run`` runs without --stages (else all)
 
 
-def stage_keys(preset: Preset) -> dict[str, str]:
-    """A 16-hex key per stage: its own settings and the keys of the stages it reads."""
+def stage_keys(preset: Preset, precision: str = "fp32") -> dict[str, str]:
+    """A 16-hex key per stage: its own settings, the keys of the stages it reads and the hot loops'
+    ``precision`` ("bf16" or "fp32", :mod:`empirical.device`), so a stage computed in one precision
+    is never reused in the other. fp32 adds nothing to the text hashed: fp32 keys are the ones
+    every stage had before bf16 ran on CPUs, and runs made then stay reusable."""
+    if precision not in ("bf16", "fp32"):
+        raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
     own = {"standard": preset.standard, "robust": preset.robust, "D_R": preset.inversion, "D_NR": preset.inversion,
            "D_rand": preset.relabel, "D_det": preset.relabel, "retrain": preset.retrain, "evaluate": preset.evaluation,
            "transfer": (preset.transfer_models, preset.transfer_attack, preset.retrain.get("D_det")),
@@ -272,7 +277,8 @@ def stage_keys(preset: Preset) -> dict[str, str]:
     data = (preset.data, preset.data_options, preset.train_images, preset.test_images)
     keys: dict[str, str] = {}
     for stage in STAGES:
-        text = json.dumps([stage, data, _plain(own[stage]), [keys[d] for d in DEPENDS[stage]]], sort_keys=True)
+        hashed = [stage, data, _plain(own[stage]), [keys[d] for d in DEPENDS[stage]]] + ([precision] if precision != "fp32" else [])
+        text = json.dumps(hashed, sort_keys=True)
         keys[stage] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return keys
 
@@ -291,11 +297,13 @@ class Suite:
     """A run of a preset in ``out``: :meth:`run` executes (or skips) the stages; :meth:`plan` lists them."""
 
     def __init__(self, preset: Preset, out: str | Path, *, data_path: str | None = None, device=None,
-                 progress: bool = True, log: Callable[[str], None] = print) -> None:
+                 precision: str = "auto", progress: bool = True, log: Callable[[str], None] = print) -> None:
         self.preset, self.out = preset, Path(out)
         self.progress, self.log = progress and is_main(), log if is_main() else (lambda line: None)
         self.device = configure(setup(device))
-        self.keys = stage_keys(preset)
+        self.requested_precision = precision  # "auto" resolves per device, also for a plan's --estimate-for
+        self.precision = resolve_precision(precision, self.device)  # of the hot loops; the evaluation of record is fp32
+        self.keys = stage_keys(preset, self.precision)
         location = {"root" if preset.data == "cifar10" else "path": data_path} if data_path else {}
         options = dict(preset.data_options, **location)
         self._data_options = options
@@ -312,7 +320,8 @@ class Suite:
 
     def plan(self, stages=STAGES, device: str | None = None) -> list[dict]:
         """Each stage with its key, whether it is cached, its work and, with ``device`` (a kind of
-        :func:`empirical.throughput.device_kind`), its estimated seconds from the throughput table.
+        :func:`empirical.throughput.device_kind`), its estimated seconds from the throughput table's
+        rows of the precision the run would have there (fp32 for the evaluation of record).
 
         Work is counted in image passes per (model, operation): training steps, attack and
         inversion steps (forward and backward to the input) and forward passes. The evaluation's
@@ -324,7 +333,8 @@ class Suite:
             row = {"stage": stage, "key": self.keys[stage], "cached": self.done(stage),
                    "image_passes": sum(passes for _, _, passes in work[stage]), "work": work[stage]}
             if device is not None:
-                found = estimate(work[stage], device)
+                precision = "fp32" if stage == "evaluate" else resolve_precision(self.requested_precision, device)
+                found = estimate(work[stage], device, precision)  # the evaluation of record is fp32
                 row.update(seconds=found.seconds, missing=found.missing, estimated=found.estimated)
             rows.append(row)
         return rows
@@ -470,7 +480,8 @@ class Suite:
         folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         self.log(f"{stage}: running ({folder.name})")
-        result = self._construct(stage, folder) if stage in CONSTRUCTED else getattr(self, f"_run_{stage}")(folder)
+        with policy(precision=self.precision):
+            result = self._construct(stage, folder) if stage in CONSTRUCTED else getattr(self, f"_run_{stage}")(folder)
         result["seconds"] = time.perf_counter() - started
         self._computed.add(stage)
         if is_main():
@@ -511,7 +522,7 @@ class Suite:
         preset = PRESETS[recorded["preset"]]()
         if _plain(preset) != recorded["settings"]:
             raise ValueError(f"preset {preset.name!r} has changed since the run in {out}: its stages cannot be reused")
-        return cls(preset, out, **options)
+        return cls(preset, out, precision=recorded.get("precision", "fp32"), **options)  # runs before bf16 on CPUs: fp32
 
     def _train_and_measure(self, config: TrainConfig, data: ImageData, folder: Path, *, relabelled: bool = False) -> dict:
         """Train, then clean accuracy on the original test set (with ``relabelled``, also how often the
@@ -728,6 +739,7 @@ class Suite:
             "preset": self.preset.name, "settings": _plain(self.preset),
             "data": {"name": train_data.name, "train": len(train_data), "test": len(test_data), "classes": train_data.num_classes},
             "git": git_commit(), "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+            "precision": self.precision,
             "processes": world()[1],
             "versions": versions(),
             "stages": {s: {"seconds": stages[s]["seconds"], "key": self.keys[s], "cached": s not in self._computed} for s in stages},

@@ -11,9 +11,10 @@ same steps as an uninterrupted one (bit-identical on CPU; on CUDA up to cuDNN's 
 
 Checkpoints are plain ``torch.save`` dicts of tensors and numbers (loadable with
 ``weights_only=True``), written atomically, with a ``.sha256`` file beside each that is checked
-on load. Models keep convolution weights channels_last (see :func:`empirical.models.build`); on
-CUDA, the forward and backward passes run in bf16 autocast on channels_last inputs too
-(:mod:`empirical.device`).
+on load. Models keep convolution weights channels_last (see :func:`empirical.models.build`); where
+:mod:`empirical.device` chooses bf16 (CUDA, a CPU that multiplies bf16 natively), the forward and
+backward passes run in bf16 autocast on channels_last inputs too. The precision is recorded in the
+checkpoint and the history: a checkpoint is resumed only in the precision it was made in.
 
 Under torchrun (:mod:`empirical.distributed`) the model is wrapped in DistributedDataParallel and
 each process trains on a contiguous slice of every global batch (``batch_size`` stays the global
@@ -42,7 +43,7 @@ from tqdm.auto import tqdm
 
 from .attacks import Attack
 from .data import Augment, Batches, ImageData
-from .device import autocast as device_autocast, configure, layout
+from .device import autocast as device_autocast, configure, layout, precision as device_precision
 from .distributed import all_sum, barrier, is_main, process_seed, shard, world
 from .evaluate import accuracy
 from .models import build, fit_whitening
@@ -177,24 +178,28 @@ def train(
     batches = Batches(data, config.batch_size, shuffle=True, augment=config.augment,
                       drop_last=len(data) > config.batch_size, seed=config.seed)
     state = {"epoch": 0, "batch": 0, "history": [], "seconds": 0.0, "totals": [0.0, 0.0, 0.0]}
+    precision = device_precision(device)
     if out is not None and (out / CHECKPOINT).exists():
         saved = load_checkpoint(out / CHECKPOINT)
         if saved["config"] != config.to_dict():
             raise ValueError(f"{out / CHECKPOINT} was made with a different config; differing fields: "
                              f"{_differences(saved['config'], config.to_dict())}. Use another out folder.")
+        if saved.get("precision", "fp32") != precision:
+            raise ValueError(f"{out / CHECKPOINT} was made in {saved.get('precision', 'fp32')}, this run is {precision}: "
+                             "resume it in that precision (--precision) or use another out folder")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
     # loss sum, correct, seen (no per-step sync); a checkpoint holds process 0's, so the others restart theirs
     totals = torch.tensor(state["totals"] if is_main() else [0.0, 0.0, 0.0], dtype=torch.float64, device=device)
-    autocast = device_autocast(device)  # bf16 on CUDA (empirical.device)
+    autocast = device_autocast(device)  # bf16 where the device multiplies it natively (empirical.device)
     started, last_save = time.perf_counter() - state["seconds"], time.perf_counter()
 
     def save() -> None:
         if out is not None and is_main():
             state.update(seconds=time.perf_counter() - started, totals=totals.tolist())
             save_checkpoint(out / CHECKPOINT, {"config": config.to_dict(), "build": build_arguments, "model": model.state_dict(),
-                                               "optimizer": optimizer.state_dict(), "state": state})
+                                               "optimizer": optimizer.state_dict(), "state": state, "precision": precision})
 
     with _deferred_interrupts() as interrupted:
         while state["epoch"] < config.epochs:
@@ -209,7 +214,7 @@ def train(
                 step = epoch * len(batches) + index
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(config, step, len(batches))
-                x = layout(x)  # channels_last on CUDA
+                x = layout(x)  # channels_last where the passes run in bf16 (empirical.device)
                 if config.adversary is not None:
                     seed = process_seed(_batch_seed(config.seed, epoch, index))  # each process its own starts
                     generator = torch.Generator(device=device).manual_seed(seed)
@@ -251,9 +256,11 @@ def train(
     seconds = time.perf_counter() - started
     model.eval()
     if out is not None and is_main():
-        save_checkpoint(out / MODEL, {"config": config.to_dict(), "build": build_arguments, "model": model.state_dict()})
+        save_checkpoint(out / MODEL, {"config": config.to_dict(), "build": build_arguments, "model": model.state_dict(),
+                                      "precision": precision})
         (out / "history.json").write_text(json.dumps({"config": config.to_dict(), "data": data.name, "device": str(device),
-                                                      "processes": processes, "seconds": seconds, "history": state["history"]}, indent=1) + "\n")
+                                                      "precision": precision, "processes": processes, "seconds": seconds,
+                                                      "history": state["history"]}, indent=1) + "\n")
     barrier()  # the files exist for every process
     return TrainResult(model, config, state["history"], seconds)
 

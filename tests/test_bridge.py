@@ -123,6 +123,24 @@ def test_the_bridge_command_writes_json_and_figures(tmp_path, monkeypatch):
     assert main([*arguments, "--report", str(tmp_path / "missing.md")]) == 2
 
 
+def test_the_bridge_records_its_precision_and_reuses_no_model_of_the_other(tmp_path, monkeypatch, capsys):
+    from dataclasses import replace
+
+    from empirical.cli import main
+
+    tiny = replace(bridge.PRESETS["smoke"], data_options={"n_train": 200, "n_test": 20}, examples=20,
+                   standard=replace(bridge.PRESETS["smoke"].standard, epochs=1, model_options={"width": 8}))
+    monkeypatch.setitem(bridge.PRESETS, "smoke", tiny)
+    arguments = ["bridge", "--preset", "smoke", "--out", str(tmp_path), "--study-samples", "0", "--quiet", "--models", "standard"]
+    assert main([*arguments, "--precision", "bf16"]) == 0
+    record = json.loads((tmp_path / "bridge.json").read_text())
+    assert record["precision"] == "bf16"
+    assert json.loads((tmp_path / "models" / "standard" / "history.json").read_text())["precision"] == "bf16"
+    capsys.readouterr()
+    assert main([*arguments, "--precision", "fp32"]) == 2
+    assert "holds a model trained in bf16, this run is fp32: pass --precision bf16" in capsys.readouterr().err
+
+
 def test_the_bridge_measures_a_suite_runs_own_models_and_reuses_its_evaluations(tmp_path, monkeypatch, capsys):
     from dataclasses import replace
 

@@ -77,6 +77,34 @@ def test_changing_the_evaluation_invalidates_only_the_evaluation_and_the_report(
     assert {stage for stage in STAGES if before[stage] != after[stage]} == {"evaluate", "report"}
 
 
+def test_the_precision_is_part_of_every_stage_key_and_fp32_keeps_the_committed_runs_keys():
+    for name, make in PRESETS.items():
+        fp32, bf16 = stage_keys(make()), stage_keys(make(), "bf16")
+        assert all(fp32[stage] != bf16[stage] for stage in STAGES), name
+    committed = sorted(Path(__file__).resolve().parents[1].glob("results/suite-*/results.json"))
+    assert committed
+    for path in committed:  # the keys each committed run recorded are the ones the code computes now
+        recorded = json.loads(path.read_text())
+        keys = stage_keys(PRESETS[recorded["preset"]](), recorded.get("precision", "fp32"))
+        assert {stage: entry["key"] for stage, entry in recorded["stages"].items()} == {
+            stage: keys[stage] for stage in recorded["stages"]}, path
+    with pytest.raises(ValueError, match="precision must be 'bf16' or 'fp32', got 'auto'"):
+        stage_keys(PRESETS["tiny"](), "auto")
+
+
+def test_a_stage_computed_in_one_precision_is_never_reused_in_the_other(tmp_path):
+    fp32 = Suite(PRESETS["tiny"](), tmp_path, precision="fp32", progress=False).run(["standard"])
+    lines = []
+    bf16 = Suite(PRESETS["tiny"](), tmp_path, precision="bf16", progress=False, log=lines.append).run(["standard"])
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
+    assert any(line.startswith("standard: done") for line in lines) and not any("cached" in line for line in lines)
+    assert len(list((tmp_path / "stages").glob("standard-*"))) == 2
+    assert Suite.reopen(tmp_path, progress=False).precision == "bf16"  # the precision its results.json records
+    history = json.loads((Suite(PRESETS["tiny"](), tmp_path, precision="bf16").folder("standard") / "train" /
+                          "history.json").read_text())
+    assert history["precision"] == "bf16"
+
+
 def test_dry_run_prints_the_plan_without_running(tmp_path, capsys):
     assert main(["run", "--preset", "smoke", "--out", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -103,7 +131,7 @@ def test_the_cifar10_presets_run_table_1_and_figure_3_by_default_and_their_plans
 
 def test_a_plan_without_throughput_rows_says_which_are_missing(tmp_path):
     row = Suite(PRESETS["cifar10-paper"](), tmp_path).plan(["standard"], device="a-device-nobody-measured")[0]
-    assert row["seconds"] is None and row["missing"] == ("resnet50 forward", "resnet50 train")
+    assert row["seconds"] is None and row["missing"] == ("resnet50 forward (bf16)", "resnet50 train (bf16)")
 
 
 def test_a_deadline_starts_only_the_stages_that_fit_and_names_the_others(tmp_path):

@@ -9,6 +9,7 @@ import torch
 
 from empirical.attacks import Attack
 from empirical.data import planted
+from empirical.device import policy
 from empirical.train import (
     CHECKPOINT,
     MODEL,
@@ -74,9 +75,15 @@ def test_training_is_reproducible_from_its_seed(small):
     assert first.history[-1]["loss"] == second.history[-1]["loss"]
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("adversary", [None, Attack("l2", 0.3, steps=2, step_size=0.2, loss="ce", targets=0)])
-def test_an_interrupted_training_resumes_to_the_same_result(small, tmp_path, adversary):
-    config = replace(TINY, adversary=adversary)
+def test_an_interrupted_training_resumes_to_the_same_result(small, tmp_path, adversary, precision):
+    """Bit-identical in either precision of the hot loops (empirical.device)."""
+    with policy(precision=precision):
+        _resumes_to_the_same_result(small, tmp_path, replace(TINY, adversary=adversary))
+
+
+def _resumes_to_the_same_result(small, tmp_path, config):
     reference = train(config, small, progress=False)
 
     def interrupt(epoch, batch):
@@ -100,6 +107,14 @@ def test_an_interrupted_training_resumes_to_the_same_result(small, tmp_path, adv
 def test_a_checkpoint_of_another_config_is_refused(small, tmp_path):
     train(replace(TINY, epochs=1), small, out=tmp_path, progress=False)
     with pytest.raises(ValueError, match="epochs"):
+        train(TINY, small, out=tmp_path, progress=False)
+
+
+def test_a_checkpoint_is_resumed_only_in_the_precision_it_was_made_in(small, tmp_path):
+    with policy(precision="fp32"):
+        train(TINY, small, out=tmp_path, progress=False)
+    assert load_checkpoint(tmp_path / CHECKPOINT)["precision"] == "fp32"
+    with policy(precision="bf16"), pytest.raises(ValueError, match="was made in fp32, this run is bf16"):
         train(TINY, small, out=tmp_path, progress=False)
 
 
