@@ -5,7 +5,9 @@ an input-gradient step (forward and backward to the input in eval mode: one PGD 
 step), first as the plain torch loop a user would write (NCHW float32 weights and images, batch
 128, torch's default threads), then with one change at a time: channels_last weights (the layout
 ``empirical.models.build`` returns), channels_last weights and images, larger batches, one thread
-instead of two, parameters frozen for input gradients, and torch.compile. Synthetic 3x32x32
+instead of two, parameters frozen for input gradients, and torch.compile; then the same changes
+under bf16 autocast (the device policy's choice on a CPU that multiplies bf16 natively,
+:mod:`empirical.device`). Synthetic 3x32x32
 images (the pixels do not change the cost); each rate is the best of ``--repeat`` timed passes
 over ``--images`` images after one warm-up pass.
 
@@ -57,8 +59,12 @@ def rate(step, count: int, batch: int) -> float:
     return count / best
 
 
+def autocast(bf16: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+
 def training(name: str, batch: int = 128, weights_last: bool = False, channels_last: bool = False,
-             threads: int | None = None, compiled: bool = False) -> float:
+             threads: int | None = None, compiled: bool = False, bf16: bool = False) -> float:
     torch.set_num_threads(threads or args.threads)
     model = network(name, torch.channels_last if weights_last or channels_last else torch.contiguous_format).train()
     forward = torch.compile(model) if compiled else model
@@ -66,7 +72,8 @@ def training(name: str, batch: int = 128, weights_last: bool = False, channels_l
     x, y = images(args.images, channels_last)
 
     def step(start: int, stop: int) -> None:
-        loss = F.cross_entropy(forward(x[start:stop]), y[start:stop])
+        with autocast(bf16):
+            loss = F.cross_entropy(forward(x[start:stop]).float(), y[start:stop])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -75,7 +82,7 @@ def training(name: str, batch: int = 128, weights_last: bool = False, channels_l
 
 
 def input_gradient(name: str, batch: int = 128, weights_last: bool = False, channels_last: bool = False,
-                   threads: int | None = None, frozen: bool = False, compiled: bool = False) -> float:
+                   threads: int | None = None, frozen: bool = False, compiled: bool = False, bf16: bool = False) -> float:
     torch.set_num_threads(threads or args.threads)
     model = network(name, torch.channels_last if weights_last or channels_last else torch.contiguous_format).eval()
     if frozen:
@@ -85,7 +92,9 @@ def input_gradient(name: str, batch: int = 128, weights_last: bool = False, chan
 
     def step(start: int, stop: int) -> None:
         batch_x = x[start:stop].clone().requires_grad_(True)
-        torch.autograd.grad(F.cross_entropy(forward(batch_x), y[start:stop]), batch_x)
+        with autocast(bf16):
+            loss = F.cross_entropy(forward(batch_x).float(), y[start:stop])
+        torch.autograd.grad(loss, batch_x)
 
     return rate(step, args.images, batch)
 
@@ -100,6 +109,11 @@ settings = {
     "batch 512": {"batch": 512},
     "channels_last weights, batch 512": {"weights_last": True, "batch": 512},
     "1 thread": {"threads": 1},
+    "bf16, NCHW images": {"weights_last": True, "bf16": True},
+    "bf16, channels_last images": {"channels_last": True, "bf16": True},
+    "bf16, channels_last, batch 256": {"channels_last": True, "bf16": True, "batch": 256},
+    "bf16, channels_last, batch 512": {"channels_last": True, "bf16": True, "batch": 512},
+    "bf16, channels_last, 1 thread": {"channels_last": True, "bf16": True, "threads": 1},
 }
 if args.compile:
     settings["torch.compile"] = {"compiled": True}

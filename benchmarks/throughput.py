@@ -12,7 +12,8 @@ precision of ``--precision`` (default: the device's, :mod:`empirical.device`):
 
 Achieved TFLOP/s counts 2 x multiply-adds of one forward pass (torch.utils.flop_counter), x3 for a
 training step and x2 for an input-gradient step, against ``--peak`` (default: 990 TFLOP/s, dense
-bf16 on an H100/H200, on CUDA; on the CPU its peak in the precision run, :func:`_common.cpu_peak_tflops`). ``--table`` also writes the rows in the form
+bf16 on an H100/H200, on CUDA; on the CPU the rate a large matrix product reaches in the precision run,
+:func:`_common.matmul_ceiling_tflops`). ``--table`` also writes the rows in the form
 ``empirical run --dry-run`` reads (empirical/throughput.json's entries); ``--estimate DEVICE`` times
 nothing and writes rows for a device not at hand from the FLOP count at an assumed share of its
 peak, marked as estimates.
@@ -61,7 +62,8 @@ count = 64 if args.quick else args.images or (25_000 if cuda else 1024)
 steps = 1 if args.quick else args.steps
 precision = resolve(args.precision, args.estimate or device)
 peak, peak_source = (args.peak, "--peak") if args.peak is not None else (
-    (990.0, "dense bf16 of an H100/H200") if cuda or args.estimate else _common.cpu_peak_tflops(precision, args.threads))
+    (990.0, "dense bf16 of an H100/H200") if cuda or args.estimate else
+    (_common.matmul_ceiling_tflops(precision, args.threads), f"a 2048^3 {precision} matrix product on {args.threads} threads"))
 args.peak = peak
 
 

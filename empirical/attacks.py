@@ -167,7 +167,8 @@ def pgd(
 
     The model is put in eval mode for the attack and restored after; its parameter gradients are
     left untouched. Forward and backward passes run in the device's precision and layout
-    (:mod:`empirical.device`: bf16 autocast and channels_last on CUDA); J and the steps are fp32.
+    (:mod:`empirical.device`: bf16 autocast and channels_last where the device multiplies bf16
+    natively); J and the steps are fp32.
     ``generator`` (on x's device) seeds the random starts. Returns x_adv, detached,
     with x_adv in ``box`` (default [0, 1], images; None for unbounded inputs such as Gaussian
     samples) and ||x_adv - x|| <= eps per example.

@@ -242,7 +242,8 @@ def _network_alignment(x: np.ndarray, y: np.ndarray, eps: float, difference: np.
 class BridgePreset:
     """What `empirical bridge` trains and measures on: data, the two models, the attack whose
     perturbations are measured (the loss-maximising adversary of Theorem 1: untargeted cross-entropy),
-    and the evaluation of each model's robustness (on the same ``examples`` test images)."""
+    and the evaluation of each model's robustness (on the first ``evaluation.images`` of the same
+    ``examples`` test images; all of them when None)."""
 
     name: str
     data: str
@@ -267,7 +268,9 @@ PRESETS = {
         name="smoke", data="planted", data_options={"n_train": 4000, "n_test": 1000},
         standard=TrainConfig(model="fast", model_options={"width": 16}, epochs=10, batch_size=128, lr=0.1, nesterov=True,
                              schedule="triangle", augment=None),
-        attack=Attack("l2", 0.25, steps=10, loss="ce", targets=0), evaluation=Evaluation("l2", 0.25, paper_steps=10)),
+        # robust accuracy of record on 100 images (binomial standard error <= 5 points): the default command in under
+        # 2 minutes on 2 CPU cores (on 500, AutoAttack took 220 s on the robust model alone)
+        attack=Attack("l2", 0.25, steps=10, loss="ce", targets=0), evaluation=Evaluation("l2", 0.25, images=100, paper_steps=10)),
     "fashion": BridgePreset(
         name="fashion", data="fashion-mnist", data_options={}, train_images=20_000,
         standard=TrainConfig(model="fast", model_options={"width": 16}, epochs=3, batch_size=128, lr=0.1, nesterov=True,

@@ -1,4 +1,8 @@
-"""empirical.attacks: PGD reaches the analytic optimum on linear models and respects its constraints."""
+"""empirical.attacks: PGD reaches the analytic optimum on linear models and respects its constraints.
+
+The optimum is exact arithmetic, so the attacks run in fp32 here, the precision of the evaluation
+of record; tests/test_device.py checks that bf16 attacks point the same way.
+"""
 
 import math
 
@@ -7,6 +11,13 @@ import torch
 from torch import nn
 
 from empirical.attacks import Attack, cross_entropy, distance, margin as untargeted_margin, pgd
+from empirical.device import policy
+
+
+@pytest.fixture(autouse=True)
+def fp32():
+    with policy(precision="fp32"):
+        yield
 
 SHAPE = (3, 4, 4)
 

@@ -47,7 +47,7 @@ def test_the_cpu_default_is_bf16_channels_last_exactly_where_the_cpu_multiplies_
     assert precision("cpu") == ("bf16" if native_bf16() else "fp32") and uses_bf16("cuda")
     x = torch.rand(2, 3, 8, 8)
     assert layout(x).is_contiguous(memory_format=torch.channels_last if native_bf16() else torch.contiguous_format)
-    assert batch_size("cpu", "attack") == 256 and batch_size("cpu", "forward") == 512
+    assert batch_size("cpu", "attack") == 128 and batch_size("cpu", "forward") == 512
     assert batch_size("cuda", "attack") >= 4096
 
 
@@ -73,7 +73,7 @@ def test_policy_overrides_inside_its_block_only_and_names_bad_values():
         assert layout(torch.rand(2, 3, 8, 8)).is_contiguous()  # fp32 on the CPU: NCHW, measured fastest
     with policy(precision="auto"):
         assert precision("cpu") == default
-    assert precision("cpu") == default and batch_size("cpu") == 256
+    assert precision("cpu") == default and batch_size("cpu") == 128
     with pytest.raises(ValueError, match="attack_batch must be an integer >= 1, got 0"):
         with policy(attack_batch=0):
             pass
