@@ -13,7 +13,9 @@
 * :mod:`empirical.evaluate` — clean and robust accuracy, the evaluation of record (three attacks and
   the flags), the attack-strength sweep, transfer.
 * :mod:`empirical.construct` — D_R/D_NR by representation inversion, D_rand/D_det by targeted PGD.
-* :mod:`empirical.suite` — the Section 3 experiments as cached, resumable stages; presets.
+* :mod:`empirical.suite` — the Section 3 experiments as cached, resumable stages (named in
+  :mod:`empirical.stages`; the discussion's run by :mod:`empirical.discussion_stages`).
+* :mod:`empirical.presets` — the suite's presets: every setting of a run, with the reasons for it.
 * :mod:`empirical.report` — Table 1, Figures 2 and 3 and report.md beside the paper's numbers.
 * :mod:`empirical.bridge` — the theory's metrics (alignment, Mahalanobis ratio) on trained networks.
 * :mod:`empirical.distributed` — torchrun: DDP training and work sharded by image.

@@ -19,9 +19,11 @@ from .device import PRECISIONS, policy, resolve as resolve_precision
 from .distributed import is_main, teardown, world
 from .evaluate import evaluate
 from .pixels import PixelSettings, pixel_study
+from .presets import PRESETS as SUITE_PRESETS
+from .presets import DEFAULT_STAGES
 from .provenance import git_commit, versions
-from .suite import PRESETS as SUITE_PRESETS
-from .suite import DEFAULT_STAGES, STAGES, Suite, with_dependencies
+from .stages import STAGES, with_dependencies
+from .suite import Suite
 from .throughput import TABLE, device_kind
 from .train import MODEL, load_model, train
 

@@ -1,6 +1,6 @@
 """The report's section on the published discussion (Distill, 2019) and the reviewers' questions, and its figures.
 
-Reads the ``discussion`` entry of results.json (the stages of :data:`empirical.suite.DISCUSSION`)
+Reads the ``discussion`` entry of results.json (the stages of :data:`empirical.stages.DISCUSSION`)
 and states each finding plainly, with its numbers; a stage that did not run is said not to have.
 """
 

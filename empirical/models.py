@@ -30,7 +30,7 @@ common in CIFAR code (e.g. kuangliu/pytorch-cifar). The fast net is airbench94's
 (KellerJordan/cifar10-airbench); train it with its recipe and call `fit_whitening` first.
 The mlp (for the planted-features data) is the one model tied to an input size (`size`, default
 32): its first layer sees every pixel, so its input gradients stay in the span of what it was
-trained on; the convolutional nets' do not (see empirical.suite's smoke preset).
+trained on; the convolutional nets' do not (see empirical.presets' smoke preset).
 """
 
 from __future__ import annotations

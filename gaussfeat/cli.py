@@ -1,5 +1,10 @@
 """Command line: ``gaussfeat check`` (the theorem battery), ``gaussfeat figures``, ``gaussfeat prove`` and
-``gaussfeat beyond`` (Theorems 2 and 3 beyond two Gaussians, measured)."""
+``gaussfeat beyond`` (Theorems 2 and 3 beyond two Gaussians, measured).
+
+``gaussfeat prove`` runs :mod:`proofs` and stays here: proofs is the floor below gaussfeat (it imports
+only sympy, never gaussfeat), so this import points down the layers; it is made inside the subcommand so
+that gaussfeat runs without sympy.
+"""
 
 from __future__ import annotations
 

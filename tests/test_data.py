@@ -240,7 +240,7 @@ def test_jpeg_decoding_is_cached_by_content(tmp_path, monkeypatch):
     def no_decoding(*args):
         raise AssertionError("decoded again despite the cache")
 
-    monkeypatch.setattr(D, "_decode_jpegs", no_decoding)
+    monkeypatch.setattr(D.cifar_jpeg, "_decode_jpegs", no_decoding)  # where cifar10_jpeg looks it up
     assert torch.equal(D.cifar10_jpeg("test", npz, cache_dir=cache).images, first.images)
     assert torch.equal(D.cifar10_jpeg("test", npz, cache_dir=cache, indices=[4, 1]).images, first.images[[4, 1]])
     monkeypatch.undo()
