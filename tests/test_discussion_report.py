@@ -30,6 +30,9 @@ def test_a_linear_probe_on_the_perturbations_is_above_chance_only_beyond_5_point
 
 def test_distillation_says_the_labels_carry_the_teacher_only_when_a_student_beats_chance_by_5_points(results):
     sources = results["discussion"]["distillation"]["sources"]
+    results["accuracy"]["D_rand"]["clean"] = 0.991
+    for row, clean in zip(sources.values(), (0.5, 0.42)):
+        row["clean"] = clean
     assert "The teacher's labels alone carry part of its function (50.0% from featureless images)" in _text(results)
     for row in sources.values():
         row["clean"] = 0.103

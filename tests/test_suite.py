@@ -1,5 +1,6 @@
 """empirical.suite: every output written, stages cached by key and resumed, the plan printed; the smoke preset's outcomes."""
 
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -90,6 +91,13 @@ def test_the_precision_is_part_of_every_stage_key_and_fp32_keeps_the_committed_r
             stage: keys[stage] for stage in recorded["stages"]}, path
     with pytest.raises(ValueError, match="precision must be 'bf16' or 'fp32', got 'auto'"):
         stage_keys(PRESETS["tiny"](), "auto")
+
+
+def test_every_presets_stage_keys_are_pinned():
+    """A reorganisation must not move a key (every cached run would silently recompute): one digest
+    over every preset's keys in both precisions. Change it only with a change meant to invalidate stages."""
+    keys = {name: {precision: stage_keys(make(), precision) for precision in ("fp32", "bf16")} for name, make in PRESETS.items()}
+    assert hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16] == "47672217dd31eb4e"
 
 
 def test_a_stage_computed_in_one_precision_is_never_reused_in_the_other(tmp_path):
