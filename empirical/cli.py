@@ -19,8 +19,7 @@ from .device import PRECISIONS, policy, resolve as resolve_precision
 from .distributed import is_main, teardown, world
 from .evaluate import evaluate
 from .pixels import PixelSettings, pixel_study
-from .presets import PRESETS as SUITE_PRESETS
-from .presets import DEFAULT_STAGES
+from .presets import DEFAULT_STAGES, PRESETS as SUITE_PRESETS
 from .provenance import git_commit, versions
 from .stages import STAGES, with_dependencies
 from .suite import Suite
