@@ -28,11 +28,11 @@ import _common
 p = _common.parser(__doc__.split("\n\n")[0], threads=2)
 p.add_argument("--device", default="cpu", help="torch device")
 p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-               help="the hot loops' precision (auto: the device's default; --estimate: bf16)")
+               help="the hot loops' precision (auto: the device's default, bf16 for an --estimate device)")
 p.add_argument("--models", nargs="+", default=["fast16", "fast64"], help="fast<width> or any empirical.models name")
 p.add_argument("--images", type=int, default=None, help="images per measurement (default: 1024 on the CPU, 25,000 on CUDA)")
 p.add_argument("--steps", type=int, default=5, help="attack and inversion steps per measurement")
-p.add_argument("--peak", type=float, default=None, help="the device's peak TFLOP/s (default: 990 on CUDA, counted on the CPU)")
+p.add_argument("--peak", type=float, default=None, help="the device's peak TFLOP/s (default: 990 on CUDA; on the CPU a measured matrix product's rate)")
 p.add_argument("--table", type=str, default=None, help="also write the rows as a throughput table (JSON) here")
 p.add_argument("--estimate", default=None, metavar="DEVICE",
                help="time nothing: rows for this device kind (e.g. nvidia-h200) from the FLOP count at --utilisation of --peak")
