@@ -268,10 +268,11 @@ PRESETS = {
         name="smoke", data="planted", data_options={"n_train": 4000, "n_test": 1000},
         standard=TrainConfig(model="fast", model_options={"width": 16}, epochs=10, batch_size=128, lr=0.1, nesterov=True,
                              schedule="triangle", augment=None),
-        # robust accuracy of record on 50 images (binomial standard error <= 7 points) and D_R, D_NR from 1000 images,
-        # for a default command of about 2 minutes on 2 CPU cores: on 500 images AutoAttack took 220 s on the robust
-        # model alone (Intel VM); on 100 images 127 s on the four models, of a 213 s run (AMD EPYC VM)
-        attack=Attack("l2", 0.25, steps=10, loss="ce", targets=0), evaluation=Evaluation("l2", 0.25, images=50, paper_steps=10),
+        # robust accuracy of record on 32 images (binomial standard error <= 9 points) and D_R, D_NR from 1000 images,
+        # for a default command under 2 minutes on 2 CPU cores: on 500 images AutoAttack took 220 s on the robust
+        # model alone (Intel VM); on 100 images 127 s on the four models, of a 213 s run; on 50 images 67 s, of a
+        # 132 s run (AMD EPYC VM, bf16), 59 s of it FAB-T and Square on the images the robust model and D_R's keep
+        attack=Attack("l2", 0.25, steps=10, loss="ce", targets=0), evaluation=Evaluation("l2", 0.25, images=32, paper_steps=10),
         inversion_images=1000),
     "fashion": BridgePreset(
         name="fashion", data="fashion-mnist", data_options={}, train_images=20_000,

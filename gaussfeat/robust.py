@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import brentq
 
 from ._checks import GaussfeatError, as_count, as_float_array, as_labels, as_positive, as_spd
@@ -108,10 +109,11 @@ def relaxed_objective(sigma, sigma_star, lam: float) -> float:
     sigma = as_spd(sigma, "sigma")
     sigma_star = as_spd(sigma_star, "sigma_star")
     lam = as_positive(lam, "lam")
-    a = lam * sigma - np.eye(len(sigma))
-    if np.linalg.eigvalsh(a)[0] <= 0:
+    try:  # lam Sigma - I positive definite, by its Cholesky factor
+        factor = cho_factor(lam * sigma - np.eye(len(sigma)))
+    except np.linalg.LinAlgError:
         return np.inf
-    return float(lam / 2 * np.trace(np.linalg.solve(a, sigma_star)) + np.linalg.slogdet(sigma)[1] / 2)
+    return float(lam / 2 * np.trace(cho_solve(factor, sigma_star)) + np.linalg.slogdet(sigma)[1] / 2)
 
 
 def relaxed_gradient(sigma, sigma_star, lam: float) -> np.ndarray:

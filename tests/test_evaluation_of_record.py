@@ -46,12 +46,12 @@ def test_the_evaluation_reports_all_three_with_settings_and_no_flags(record):
     model, x = record["model"], record["x"].clone()
     model.train()
     try:
-        result = evaluate(model, record["x"], record["y"], Evaluation("l2", EPS, images=100, eps_factors=(2.0,)))
+        result = evaluate(model, record["x"], record["y"], Evaluation("l2", EPS, images=40, eps_factors=(2.0,)))
         assert model.training  # restored
     finally:
         model.eval()
     assert torch.equal(record["x"], x)
-    assert result["images"] == 100 and result["autoattack"]["version"] == "standard"
+    assert result["images"] == 40 and result["autoattack"]["version"] == "standard"
     assert result["paper_pgd"]["attack"]["loss"] == "ce" and result["pgd"]["attack"]["targets"] == 9
     assert result["autoattack"]["robust"] <= min(result["pgd"]["accuracy"], result["paper_pgd"]["accuracy"])
     assert [eps for eps, _ in result["eps_curve"]] == [0.0, EPS, 2 * EPS] and result["flags"] == []
