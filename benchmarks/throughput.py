@@ -29,7 +29,7 @@ p = _common.parser(__doc__.split("\n\n")[0], threads=2)
 p.add_argument("--device", default="cpu", help="torch device")
 p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                help="the hot loops' precision (auto: the device's default, bf16 for an --estimate device)")
-p.add_argument("--models", nargs="+", default=["fast16", "fast64"], help="fast<width> or any empirical.models name")
+p.add_argument("--models", nargs="+", default=["fast16", "fast64"], help="fast<width>, resnet9w<width>, mlp<size> or any empirical.models name")
 p.add_argument("--images", type=int, default=None, help="images per measurement (default: 1024 on the CPU, 25,000 on CUDA)")
 p.add_argument("--steps", type=int, default=5, help="attack and inversion steps per measurement")
 p.add_argument("--peak", type=float, default=None, help="the device's peak TFLOP/s (default: 990 on CUDA; on the CPU a measured matrix product's rate)")
@@ -68,11 +68,12 @@ args.peak = peak
 
 
 def parse(name: str) -> tuple[str, dict, int]:
-    """(architecture, build options, image side) of "fast<width>", "mlp<size>" or a plain empirical.models name."""
-    for prefix, option in (("fast", "width"), ("mlp", "size")):
+    """(architecture, build options, image side) of "fast<width>", "resnet9w<width>", "mlp<size>" or a plain
+    empirical.models name."""
+    for prefix, architecture, option in (("fast", "fast", "width"), ("resnet9w", "resnet9", "width"), ("mlp", "mlp", "size")):
         if name.startswith(prefix) and name[len(prefix):].isdigit():
             value = int(name[len(prefix):])
-            return prefix, {option: value}, value if prefix == "mlp" else 32
+            return architecture, {option: value}, value if prefix == "mlp" else 32
     return name, {}, 32
 
 

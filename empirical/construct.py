@@ -6,7 +6,9 @@
   layer of a robust model (D_R) or a standard one (D_NR); the pair is (x_r, y).
 * Non-robust features only, D_rand and D_det (Section 3.2): targeted l2 PGD from x toward t
   against a standard model, t uniform over the classes (D_rand) or t = y + 1 mod C (D_det),
-  no random start (the paper's library); the pair is (x_adv, t).
+  no random start (the paper's library); the pair is (x_adv, t). Optionally each step averages the
+  loss over augmented copies of the image (the training augmentation's crops and flips; Athalye et
+  al.'s expectation over transformation), so the perturbation survives the retraining's augmentation.
 
 Both are deterministic given ``seed`` and return the images as float tensors (never rounded to
 uint8, which changes results) with statistics: representation distances, or the attack success.
@@ -18,6 +20,7 @@ equals a single-process one.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
 
 import torch
@@ -26,7 +29,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .attacks import distance, pgd
-from .data import ImageData
+from .data import Augment, ImageData
 from .device import autocast, batch_size as device_batch_size
 from .distributed import sharded
 from .evaluate import predict
@@ -136,11 +139,27 @@ def relabelling_targets(labels: Tensor, classes: int, mode: str, seed: int = 0) 
     return (labels + 1) % classes
 
 
+def augmented_cross_entropy(augment: Augment, copies: int, generator: torch.Generator) -> Callable:
+    """A PGD loss: the mean of CE(model(x), t) and CE(model(a_k(x)), t) over ``copies`` augmentations a_k
+    drawn afresh at each call from ``generator``; the copies run as one batch."""
+    def loss(model: nn.Module, x: Tensor, t: Tensor) -> Tensor:
+        views = [x] + [augment.apply(x, *augment.draw(len(x), generator)) for _ in range(copies)]
+        values = F.cross_entropy(model(torch.cat(views)).float(), t.repeat(copies + 1), reduction="none")
+        return values.view(copies + 1, len(x)).mean(dim=0)
+    return loss
+
+
 def relabelled_dataset(model: nn.Module, data: ImageData, *, mode: str, eps: float = 0.5, steps: int = 100,
-                       step_size: float = 0.1, seed: int = 0, guard: nn.Module | None = None, guard_weight: float = 1.0,
-                       batch_size: int | None = None, device=None, progress: bool = True) -> tuple[ImageData, dict]:
+                       step_size: float = 0.1, seed: int = 0, augmented_copies: int = 0, augment: Augment = Augment(),
+                       guard: nn.Module | None = None, guard_weight: float = 1.0, batch_size: int | None = None,
+                       device=None, progress: bool = True) -> tuple[ImageData, dict]:
     """D_rand (``mode="rand"``: t uniform over the classes) or D_det (t = y + 1 mod C): (x_adv, t).
 
+    ``augmented_copies`` k > 0: each step descends the mean of the target's cross-entropy on the image
+    and on k copies under ``augment`` (fresh crops and flips per step, drawn per batch from ``seed`` and
+    the batch's first image index, so a construction in pieces that start at batch boundaries draws
+    what one in a piece does); KellerJordan/features-not-bugs reports D_det about 35% on CIFAR-10 with
+    k = 4 and much worse without. Costs k + 1 forward and backward passes per step.
     With a ``guard`` model, the non-transferable variant (Nakkiran 2019, "adversarial examples are
     just bugs, too"): the attack minimises CE(model(x'), t) + ``guard_weight`` CE(guard(x'), y), so
     x' moves ``model`` to t while keeping the guard's prediction at y; the stats add the share of
@@ -153,6 +172,12 @@ def relabelled_dataset(model: nn.Module, data: ImageData, *, mode: str, eps: flo
     if guard is not None and (isinstance(guard_weight, bool) or not isinstance(guard_weight, (int, float))
                               or not 0 < guard_weight < math.inf):
         raise ValueError(f"guard_weight must be a positive finite number, got {guard_weight!r}")
+    if isinstance(augmented_copies, bool) or not isinstance(augmented_copies, int) or augmented_copies < 0:
+        raise ValueError(f"augmented_copies must be an integer >= 0, got {augmented_copies!r}")
+    if augmented_copies and guard is not None:
+        raise ValueError("augmented_copies and a guard do not combine: pass one of them")
+    if not isinstance(augment, Augment):
+        raise TypeError(f"augment must be an Augment, got {type(augment).__name__}")
 
     def guarded(source: nn.Module, x: Tensor, pair: Tensor) -> Tensor:
         return (F.cross_entropy(source(x).float(), pair[:, 1], reduction="none")
@@ -160,25 +185,28 @@ def relabelled_dataset(model: nn.Module, data: ImageData, *, mode: str, eps: flo
 
     size = device_batch_size(device, "attack") if batch_size is None else batch_size
 
-    def attack_part(images_part: Tensor, labels_part: Tensor, targets_part: Tensor) -> Tensor:
+    def attack_part(images_part: Tensor, labels_part: Tensor, targets_part: Tensor, positions: Tensor) -> Tensor:
         images_part, labels_part, targets_part = images_part.to(device), labels_part.to(device), targets_part.to(device)
         adversarial = [images_part[:0]]
         for start in tqdm(range(0, len(images_part), size), desc=f"D_{mode}", disable=not progress, leave=False):
             x, t = images_part[start:start + size], targets_part[start:start + size]
-            if guard is None:
-                found = pgd(model, x, t, norm="l2", eps=eps, steps=steps, step_size=step_size, targeted=True,
-                            random_start=False)  # pgd attacks in eval mode
-            else:
+            if guard is not None:
                 pair = torch.stack([labels_part[start:start + size], t], dim=1)
-                found = pgd(model, x, pair, norm="l2", eps=eps, steps=steps, step_size=step_size, targeted=True,
-                            random_start=False, loss=guarded)
-            adversarial.append(found)
+                t, loss = pair, guarded
+            elif augmented_copies:
+                draws = torch.Generator(device).manual_seed(seed * 1_000_003 + int(positions[start]))
+                loss = augmented_cross_entropy(augment, augmented_copies, draws)
+            else:
+                loss = None
+            adversarial.append(pgd(model, x, t, norm="l2", eps=eps, steps=steps, step_size=step_size, targeted=True,
+                                   random_start=False, loss=loss))  # pgd attacks in eval mode
         return torch.cat(adversarial).cpu().contiguous()
 
     with nullcontext() if guard is None else evaluating(guard):
-        images = sharded(attack_part, data.images.cpu(), labels, targets)
+        images = sharded(attack_part, data.images.cpu(), labels, targets, torch.arange(len(labels)))
     success = float((predict(model, images, device=device) == targets).float().mean())
     kind = "" if guard is None else f", penalising transfer to a guard model (weight {guard_weight:g})"
+    kind += f", each step's loss averaged with {augmented_copies} augmented copies ({augment})" if augmented_copies else ""
     constructed = ImageData(images, targets, data.classes, f"D_{mode} of {data.name}",
                             f"targeted l2 PGD (eps {eps}, {steps} steps of {step_size}, seed={seed}{kind})")
     stats = {"success_rate": success, "flagged": success < FLAG_SUCCESS_BELOW,

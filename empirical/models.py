@@ -18,6 +18,7 @@ is cancelled by the BatchNorm; 4,224 fewer parameters).
 | name        | architecture                                            | parameters | features |
 |-------------|---------------------------------------------------------|-----------:|---------:|
 | fast        | airbench94-style: whitening, 3 conv-BN-GELU blocks      |  1,972,792 |      256 |
+| resnet9     | DAWNBench ResNet-9 (Page 2018), widths 64-512           |  6,573,120 |      512 |
 | resnet18    | ResNet-18, basic blocks [2, 2, 2, 2]                    | 11,173,962 |      512 |
 | resnet50    | ResNet-50, bottleneck blocks [3, 4, 6, 3]               | 23,520,842 |     2048 |
 | vgg16       | VGG-16 with BatchNorm, one linear classifier            | 14,724,042 |      512 |
@@ -25,6 +26,9 @@ is cancelled by the BatchNorm; 4,224 fewer parameters).
 | inception   | GoogLeNet (Inception v1) for CIFAR, 5x5 as two 3x3      |  6,158,346 |     1024 |
 | mlp         | flatten, two ReLU layers of `width` (256), input `size` |    855,050 |      256 |
 
+The ResNet-9 (myrtle.ai's DAWNBench net, `width` scales its four widths) has no whitening: on all of
+CIFAR-10 the fast net's targeted perturbations proved to be a shortcut that only another whitened
+net learns (empirical.presets' cifar10-cpu preset says what was measured).
 The robustness library's `inception` is a CIFAR Inception-v3; ours is the smaller GoogLeNet layout
 common in CIFAR code (e.g. kuangliu/pytorch-cifar). The fast net is airbench94's network
 (KellerJordan/cifar10-airbench); train it with its recipe and call `fit_whitening` first.
@@ -353,6 +357,26 @@ def fit_whitening(model: Classifier, images: Tensor, eps: float = 5e-4) -> None:
     whitening.fit(model.normalize(images), eps)
 
 
+# --- ResNet-9: the DAWNBench network (Page 2018, myrtle.ai) ------------------------------------
+
+
+def _resnet9_body(in_channels: int, width: int) -> nn.Sequential:
+    """Stem (w), then w -> 2w with a 2x2 max-pool and a residual pair, 2w -> 4w with a pool, 4w -> 8w with a
+    pool and a residual pair, global max-pool; every convolution 3x3 -> BN -> ReLU."""
+    def residual(channels: int) -> Residual:  # relu(x + branch(x)) = x + branch(x): both are post-ReLU
+        return Residual(nn.Sequential(_conv_bn_relu(channels, channels), _conv_bn_relu(channels, channels)),
+                        channels, channels, 1)
+
+    w = width
+    return nn.Sequential(
+        _conv_bn_relu(in_channels, w),
+        _conv_bn_relu(w, 2 * w), nn.MaxPool2d(2), residual(2 * w),
+        _conv_bn_relu(2 * w, 4 * w), nn.MaxPool2d(2),
+        _conv_bn_relu(4 * w, 8 * w), nn.MaxPool2d(2), residual(8 * w),
+        *_global(nn.AdaptiveMaxPool2d),
+    )  # fmt: skip
+
+
 # --- the registry --------------------------------------------------------------------------------
 
 
@@ -384,6 +408,11 @@ def _fast(in_channels: int, num_classes: int, width: int = 64) -> Parts:
     return _fast_body(in_channels, width), ScaledLinear(4 * width, num_classes, scale=1 / 9)
 
 
+def _resnet9(in_channels: int, num_classes: int, width: int = 64) -> Parts:
+    """Page's ResNet-9 scales the logits by 1/8 and has no output bias."""
+    return _resnet9_body(in_channels, width), ScaledLinear(8 * width, num_classes, scale=1 / 8)
+
+
 def _resnet18(in_channels: int, num_classes: int) -> Parts:
     return _resnet(in_channels, _basic_block, (2, 2, 2, 2), 1), nn.Linear(512, num_classes)
 
@@ -407,6 +436,7 @@ def _googlenet(in_channels: int, num_classes: int) -> Parts:
 # name -> function (in_channels, num_classes, **options) -> (body, head)
 MODELS: dict[str, Callable[..., Parts]] = {
     "fast": _fast,
+    "resnet9": _resnet9,
     "resnet18": _resnet18,
     "resnet50": _resnet50,
     "vgg16": _vgg16,
@@ -433,7 +463,8 @@ def build(
     """The classifier `name` (see `available()`), freshly initialised from torch's global RNG.
 
     mean and std (one value per channel) default to CIFAR-10's when in_channels is 3 and must
-    be given otherwise. options: `width` for "fast" (first block width, default 64); `size` (input
+    be given otherwise. options: `width` for "fast" (first block width, default 64) and "resnet9" (stem
+    width, default 64); `size` (input
     height = width, default 32) and `width` (hidden units, default 256) for "mlp"; the other
     architectures take none.
 

@@ -62,13 +62,14 @@ def planted_models():
 
 @pytest.fixture(scope="session")
 def retrained_models(planted_models):
-    """Standard models retrained on D_R and D_NR built (100 inversion steps) from 2000 planted images."""
+    """Standard models retrained on D_R and D_NR built (100 inversion steps) from 1000 planted images, as
+    `empirical bridge`'s smoke preset builds them."""
     from empirical.bridge import PRESETS
     from empirical.construct import features_dataset
     from empirical.train import train
 
     config = PRESETS["smoke"].standard
-    data = planted_models["train"].subset(2000)
+    data = planted_models["train"].subset(PRESETS["smoke"].inversion_images)
     models = {}
     for name, source in (("D_R", planted_models["robust"]), ("D_NR", planted_models["standard"])):
         constructed, _ = features_dataset(source, data, name=name, steps=100, step_size=0.1, progress=False)

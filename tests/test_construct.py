@@ -5,7 +5,7 @@ import torch
 
 from empirical.attacks import distance
 from empirical.construct import features_dataset, invert, relabelled_dataset, representation
-from empirical.data import planted
+from empirical.data import Augment, planted
 from empirical.device import autocast
 from empirical.evaluate import predict
 from empirical.train import TrainConfig, train
@@ -64,6 +64,25 @@ def test_relabelled_dataset_labels_each_image_with_its_attack_target(setting, mo
     assert stats["success_rate"] == pytest.approx(reached) and stats["flagged"] == (reached < 0.9)
 
 
+def test_averaging_over_augmented_copies_makes_the_targets_survive_the_augmentation(setting):
+    """Expectation over transformation: with each step's loss averaged over crops and flips of the image,
+    the source still sees the target in augmented views of the perturbed image far more often."""
+    model, data = setting
+    augment = Augment(padding=1)
+    views = augment.draw(len(data), torch.Generator().manual_seed(9))
+    survived = {}
+    for copies in (0, 4):
+        built, stats = relabelled_dataset(model, data, mode="det", eps=1.0, steps=20, step_size=0.2,
+                                          augmented_copies=copies, augment=augment, progress=False)
+        survived[copies] = (predict(model, augment.apply(built.images, *views)) == built.labels).float().mean().item()
+        assert torch.all(distance(built.images, data.images, "l2") <= 1.0 + 1e-5)
+        assert ("augmented copies" in built.source) == (copies > 0)
+    assert survived[4] > survived[0] + 0.2, survived  # measured: 22% without copies, 50% with 4
+    again, _ = relabelled_dataset(model, data, mode="det", eps=1.0, steps=20, step_size=0.2, augmented_copies=4,
+                                  augment=augment, progress=False)
+    assert (predict(model, augment.apply(again.images, *views)) == again.labels).float().mean().item() == survived[4]
+
+
 def test_a_weak_attack_is_flagged(setting):
     model, data = setting
     _, stats = relabelled_dataset(model, data, mode="det", eps=0.01, steps=2, step_size=0.005, progress=False)
@@ -74,6 +93,13 @@ def test_bad_arguments_name_the_value(setting):
     model, data = setting
     with pytest.raises(ValueError, match="'sideways'"):
         relabelled_dataset(model, data, mode="sideways")
+    for copies in (-1, True, 2.0):
+        with pytest.raises(ValueError, match=f"augmented_copies must be an integer >= 0, got {copies!r}"):
+            relabelled_dataset(model, data, mode="det", augmented_copies=copies)
+    with pytest.raises(ValueError, match="augmented_copies and a guard"):
+        relabelled_dataset(model, data, mode="det", augmented_copies=2, guard=model)
+    with pytest.raises(TypeError, match="augment must be an Augment, got dict"):
+        relabelled_dataset(model, data, mode="det", augmented_copies=2, augment={"padding": 4})
     with pytest.raises(ValueError, match="'zeros'"):
         features_dataset(model, data, name="D_R", start="zeros")
     with pytest.raises(ValueError, match="same shape"):

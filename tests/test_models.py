@@ -13,6 +13,8 @@ Reference parameter counts (10 classes, 3x32x32) that ours are checked against:
 * inception: kuangliu/pytorch-cifar's GoogLeNet layout, ~6.2M with conv biases (ours have none).
 * fast: airbench94's net (KellerJordan/cifar10-airbench, `airbench94.py`, width 64): the same
   layers, counted from its definition: 1,972,792.
+* resnet9: myrtle.ai's DAWNBench ResNet-9 (davidcpage/cifar10-fast, `net()`), counted from its
+  definition without the output bias: 6,573,120.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def mlp_parameters(size: int, width: int, channels: int) -> int:
 
 REFERENCE = {  # name: (reference count, relative tolerance); sources in the module docstring
     "fast": (1_972_792, 0.0),
+    "resnet9": (6_573_120, 0.0),
     "resnet18": (11_173_962, 0.0),
     "resnet50": (23_520_842, 0.0),
     "vgg16": (14_728_266, 0.001),
@@ -76,7 +79,7 @@ def images(*shape: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_registry_lists_the_papers_architectures_and_the_fast_net():
-    assert set(models.available()) == {"fast", "resnet18", "resnet50", "vgg16", "densenet121", "inception", "mlp"}
+    assert set(models.available()) == {"fast", "resnet9", "resnet18", "resnet50", "vgg16", "densenet121", "inception", "mlp"}
     assert set(models.MODELS) == set(models.available())
 
 
@@ -305,7 +308,7 @@ def test_bad_images_are_refused_naming_them(name, bad):
 
 
 BAD_BUILDS = {  # build arguments: (name, keyword arguments, substring of the ValueError message)
-    "unknown name": ("resnet", {}, "'resnet'; choose one of fast, resnet18"),
+    "unknown name": ("resnet", {}, "'resnet'; choose one of fast, resnet9, resnet18"),
     "zero classes": ("fast", {"num_classes": 0}, "num_classes must be a positive integer, got 0"),
     "negative classes": ("fast", {"num_classes": -3}, "got -3"),
     "float classes": ("fast", {"num_classes": 2.5}, "got 2.5"),
