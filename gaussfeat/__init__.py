@@ -3,6 +3,7 @@
 y is uniform on {-1, +1} and x ~ N(y mu*, Sigma*). The package provides the model and its
 standard MLE, exact and approximate adversaries, the closed-form robust MLE of Theorem 2 and
 adversarial training by (sub)gradient descent, and Theorems 1-3 as functions returning reports.
+Section 3's relabelled sets D_rand and D_det inside the model, in closed form (:mod:`.relabelled`).
 Beyond the paper's model: a k-class mixture with a shared covariance (:mod:`.mixture`), a product-Laplace
 model (:mod:`.laplace`), and the measurements of both (:mod:`.beyond`, ``gaussfeat beyond``).
 Conventions (the 1/2 in the NLL, eps as an l2 radius) are stated in each module's docstring.
@@ -28,6 +29,7 @@ from .laplace import (
 )
 from .mixture import GaussianMixture, mixture_mle, pairwise_alignments, random_mixture, robust_mixture_mle
 from .model import TwoGaussian, mle
+from .relabelled import RelabelledFit, d_det, d_det_threshold, d_rand
 from .robust import (
     RobustFit,
     paper_lambda_bound_shapes,
@@ -39,7 +41,7 @@ from .robust import (
     robust_lambda,
     robust_mle,
 )
-from .theorems import Check, TheoremReport, check_all, theorem1, theorem2, theorem3
+from .theorems import Check, TheoremReport, check_all, relabelled_sets, theorem1, theorem2, theorem3
 from .vulnerability import misalignment_gap, penalized_gap
 
 __all__ = [
@@ -48,12 +50,16 @@ __all__ = [
     "GaussianMixture",
     "LaplaceFit",
     "ProductLaplace",
+    "RelabelledFit",
     "RobustFit",
     "TheoremReport",
     "TwoGaussian",
     "aligned_laplace",
     "check_all",
     "curve",
+    "d_det",
+    "d_det_threshold",
+    "d_rand",
     "figure4",
     "gradient_alignment",
     "l2_adversary",
@@ -74,6 +80,7 @@ __all__ = [
     "random_instance",
     "random_laplace",
     "random_mixture",
+    "relabelled_sets",
     "relaxed_budget",
     "relaxed_gradient",
     "relaxed_objective",

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         help="run the theorem battery; exit 1 if any check fails",
-        description="Run every check of Theorems 1-3 on two instances: the 2-D Figure 4 instance "
+        description="Run every check of Theorems 1-3, and of D_rand and D_det in the model (Section 3 in the model), "
+        "on two instances: the 2-D Figure 4 instance "
         "(mu = (1, 0.2), Sigma = diag(1, 0.01)) and a random one of dimension --dim (eigenvalues "
         "log-uniform over a factor 100, mean 1, random basis, |mu| = 1). Prints a table, or JSON "
         "with --json. Exit status 0 if every check passes, 1 otherwise.",
@@ -79,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--seed", type=_seed, default=0, help="seed for samples and random instances (default 0)")
     prove = commands.add_parser(
         "prove",
-        help="run the symbolic derivations of Theorems 1-3 (same as python -m proofs)",
-        description="Run every step of the sympy derivations of Theorems 1-3, print them, and write "
+        help="run the symbolic derivations of Theorems 1-3 and Section 3 in the model (same as python -m proofs)",
+        description="Run every step of the sympy derivations of Theorems 1-3 and of D_rand and D_det in the model, "
+        "print them, and write "
         "them in LaTeX to proofs/PROOFS.md (or --out). Exit status 1 if any step fails.",
     )
     prove.add_argument("--out", metavar="PATH", help="where to write the Markdown derivation (default: proofs/PROOFS.md)")

@@ -1,4 +1,5 @@
-"""Theorems 1-3 of Section 4, each checked on an instance with closed forms and numerical evidence.
+"""Theorems 1-3 of Section 4, and Section 3 in the model, each checked on an instance with closed forms and
+numerical evidence.
 
 Every ``theoremN`` returns a :class:`TheoremReport`: the statement, the closed-form values, and
 one :class:`Check` per claim with the measured value, what it was held against, the tolerance and
@@ -19,10 +20,12 @@ from .adversary import lagrangian_adversary
 from .alignment import gradient_alignment, worst_case_alignment
 from .linalg import condition_number, relative_frobenius
 from .model import TwoGaussian, mle
+from .relabelled import d_det, d_det_threshold, d_rand
 from .robust import (
     paper_lambda_bound_shapes,
     relaxed_gradient,
     robust_covariance,
+    robust_eigenvalues,
     robust_lambda,
     robust_mle,
 )
@@ -300,12 +303,64 @@ def _minimise_alignment(sigma: np.ndarray, rng: np.random.Generator, starts: int
     return min(minimize(cosine, rng.standard_normal(len(sigma)), jac=True, method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-12}).fun for _ in range(starts))
 
 
+def relabelled_sets(sigma_star, eps: float, *, mu=None, samples: int = 100_000, seed: int = 0,
+                    confidence: float = 0.999) -> TheoremReport:
+    """Section 3 in the model (:mod:`gaussfeat.relabelled`): D_rand's population accuracy is above 1/2 and free of
+    eps; D_det's crosses 1/2 exactly at eps* = ||mu|| cos(mu, Sigma^-1 mu) >= sqrt(m / M(u)); a robust source
+    (Theorem 2's Sigma_r at eps) has a larger threshold; the closed-form MLEs match ``samples`` relabelled points.
+    """
+    truth = _instance(sigma_star, mu)
+    eps = as_positive(eps, "eps")
+    samples = as_count(samples, "samples", minimum=2)
+    threshold = d_det_threshold(truth)
+    w, mu_star = truth.weights, truth.mu
+    m = float(mu_star @ w)
+    u = w / np.linalg.norm(w)
+    misalignment = float(np.sum((truth.basis.T @ u) ** 2 / truth.eigenvalues))
+    robust_source = truth.basis @ ((truth.basis.T @ mu_star) / robust_eigenvalues(truth.eigenvalues, robust_lambda(truth.sigma, eps)))
+    rand = [d_rand(truth, e).accuracy for e in (eps / 2, eps, 2 * eps)]
+    det = {factor: d_det(truth, factor * threshold).accuracy for factor in (0.5, 1.0, 2.0)}
+    rng = np.random.default_rng(seed)
+    x, y = truth.sample(samples, rng)
+    t = rng.choice(np.array([-1.0, 1.0]), size=samples)
+    across = mu_star / np.linalg.norm(mu_star)
+    moved_rand, moved_det = x + eps * t[:, None] * u, x - eps * y[:, None] * u
+    checks = (
+        _at_least("D_rand's population accuracy exceeds 1/2", rand[1] - 0.5, 0.0, 1e-300),
+        _close("D_rand's population accuracy is the same at eps/2, eps and 2 eps", max(rand) - min(rand), 0.0, EXACT, accuracies=rand),
+        _close("D_det's population accuracy is 1/2 at eps*", det[1.0], 0.5, 1e-9),
+        _at_least("D_det's population accuracy is below 1/2 at eps*/2", 0.5 - det[0.5], 0.0, 1e-300, accuracy=det[0.5]),
+        _at_least("D_det's population accuracy is above 1/2 at 2 eps*", det[2.0] - 0.5, 0.0, 1e-300, accuracy=det[2.0]),
+        _close("eps* equals ||mu|| cos(mu, Sigma^-1 mu)", threshold, np.linalg.norm(mu_star) * gradient_alignment(mu_star, truth.sigma), 1e-9),
+        _at_least("eps*^2 >= m / M(u), M Theorem 1's misalignment of the perturbation", threshold**2, m / misalignment, -1e-12 * m / misalignment),
+        _at_least("a robust source (Sigma_r at eps) has a threshold at least eps*", d_det_threshold(truth, robust_source), threshold,
+                  -1e-12 * threshold),
+        _monte_carlo("Monte Carlo: D_rand's mean t x' along u matches eps", (t[:, None] * moved_rand) @ u, eps, confidence),
+        _monte_carlo("Monte Carlo: D_rand's variance across mu matches across^T (Sigma + mu mu^T) across",
+                     (moved_rand @ across - t * eps * (u @ across)) ** 2, float(across @ truth.sigma @ across + (mu_star @ across) ** 2),
+                     confidence),
+        _monte_carlo("Monte Carlo: D_det's mean t x' along u matches eps - u^T mu", (-y[:, None] * moved_det) @ u,
+                     eps - float(u @ mu_star), confidence),
+    )
+    return TheoremReport(
+        theorem="Section 3 in the model",
+        statement="Relabelling each point with the target of the standard classifier's exact l2 adversary (D_rand: a "
+        "uniform target; D_det: the other class) leaves a set whose standard MLE classifies the original distribution "
+        "above chance: D_rand at every eps > 0, D_det exactly when eps > eps* = ||mu|| cos(mu, Sigma^-1 mu).",
+        parameters={"dim": truth.dim, "eps": eps, "samples": samples, "seed": seed, "confidence": confidence},
+        closed_form={"d_det_threshold": threshold, "d_rand_accuracy": rand[1], "d_det_accuracy_at_eps": d_det(truth, eps).accuracy,
+                     "bayes_accuracy": truth.accuracy()},
+        checks=checks,
+    )
+
+
 def check_all(
     sigma_star, eps: float, *, C: float | None = None, mu=None, samples: int = 100_000, seed: int = 0
-) -> tuple[TheoremReport, TheoremReport, TheoremReport]:
-    """The three theorems on one instance."""
+) -> tuple[TheoremReport, TheoremReport, TheoremReport, TheoremReport]:
+    """The three theorems, and Section 3 in the model, on one instance."""
     return (
         theorem1(sigma_star, C, mu=mu, samples=samples, seed=seed),
         theorem2(sigma_star, eps, mu=mu, samples=samples, seed=seed),
         theorem3(sigma_star, eps, mu=mu, seed=seed),
+        relabelled_sets(sigma_star, eps, mu=mu, samples=samples, seed=seed),
     )

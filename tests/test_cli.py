@@ -67,7 +67,7 @@ def test_check_with_json_to_stdout_passes_and_prints_only_json(capsys):
     assert payload["passed"] is True
     assert set(payload["instances"]) == {"figure4", "random-d4"}
     for reports in payload["instances"].values():
-        assert [r["theorem"] for r in reports] == ["Theorem 1", "Theorem 2", "Theorem 3"]
+        assert [r["theorem"] for r in reports] == ["Theorem 1", "Theorem 2", "Theorem 3", "Section 3 in the model"]
         assert all(r["passed"] and all(c["passed"] for c in r["checks"]) for r in reports)
         assert reports[0]["parameters"]["samples"] == 5000
     assert payload["instances"]["random-d4"][0]["parameters"]["dim"] == 4

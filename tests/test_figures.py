@@ -169,6 +169,26 @@ def test_theorem3_adversarially_trained_points_sit_on_the_closed_form_curve(draw
         assert fit["alignment"] == pytest.approx(gf.gradient_alignment(truth.mu, sigma_r), abs=0.03)
 
 
+# --- Section 3 in the model: D_rand above chance at every eps, D_det only beyond eps* ---
+
+
+def test_section3_d_rand_is_flat_in_eps_and_d_det_crosses_one_half_at_the_threshold(drawn):
+    figure = figure_data(drawn, "section3_relabelled")["relabelled"]
+    for row in figure["rows"]:
+        assert max(row["d_rand"]) - min(row["d_rand"]) < 1e-12 and 0.5 < row["d_rand"][0] <= row["bayes_accuracy"]
+        eps, det = np.array(row["eps"]), np.array(row["d_det"])
+        assert np.all(det[eps < row["d_det_threshold"] * (1 - 1e-9)] < 0.5)
+        assert np.all(det[eps > row["d_det_threshold"] * (1 + 1e-9)] > 0.5)
+        truth = gf.random_instance(figure["dim"], figure["seed"], condition=row["condition"])
+        assert row["d_det_threshold"] == pytest.approx(gf.d_det_threshold(truth), rel=1e-12)
+
+
+def test_section3_sampled_d_rand_falls_toward_chance_as_eps_shrinks(drawn):
+    for row in figure_data(drawn, "section3_relabelled")["relabelled"]["rows"]:
+        sampled = np.array(row["d_rand_sampled"])[:, 0]
+        assert sampled[0] < sampled[-1] <= row["d_rand"][0] + 0.03
+
+
 # --- the committed copies are the command's output ---
 
 
@@ -190,6 +210,8 @@ def _closed_forms(record: dict) -> list[float]:
             values += [v for family in content["families"] for v in family["gap"] + family["penalized"]]
         elif source == "robust_spectrum":
             values += [v for row in content["closed_form"] for v in row["eigenvalues"]]
+        elif source == "relabelled":
+            values += [v for row in content["rows"] for v in row["d_rand"] + row["d_det"] + [row["d_det_threshold"]]]
     return values
 
 
@@ -208,6 +230,7 @@ def test_each_figure_draws_from_small_data(tmp_path, monkeypatch):
         "misalignment": lambda seed: data.misalignment((2, 4), points=10, checked=2, samples=500, random_spectra=20, seed=seed),
         "robust_spectrum": lambda seed: data.robust_spectrum((0.1, 1.0, 3.0), (0.3,), dim=4, samples=500, seed=seed),
         "relaxation_gap": lambda seed: data.relaxation_gap((2, 4), (0.1,), samples=500, repeats=1, seed=seed),
+        "relabelled": lambda seed: data.relabelled((1.0, 10.0), dim=3, n=20, draws=2, points=5, sampled_points=2, seed=seed),
     }
     monkeypatch.setattr("gaussfeat.figures.DATA", small)
     written = make_figures(tmp_path, seed=1)
@@ -225,6 +248,8 @@ def test_each_figure_draws_from_small_data(tmp_path, monkeypatch):
         (lambda: data.misalignment(C=1.0), "C must exceed 1"),
         (lambda: data.robust_spectrum(eps=()), "eps"),
         (lambda: data.relaxation_gap(dims=(2, 64), samples=50), "samples must exceed"),
+        (lambda: data.relabelled(dim=4, n=4), "n must be >= 5, got 4"),
+        (lambda: data.relabelled(conditions=(0.0,)), "condition"),
         (lambda: make_figures("unused", ["figure5"]), "figure5"),
         (lambda: make_figures("unused", seed=-1), "seed"),
     ],

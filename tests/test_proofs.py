@@ -14,11 +14,11 @@ import pytest
 import sympy as sp
 from sympy.stats import Expectation
 
-from proofs import cli, theorem1, theorem2, theorem3
+from proofs import cli, relabelled, theorem1, theorem2, theorem3
 from proofs.derivation import Derivation, ProofError
 from proofs.report import markdown
 
-THEOREMS = {"theorem1": theorem1, "theorem2": theorem2, "theorem3": theorem3}
+THEOREMS = {"theorem1": theorem1, "theorem2": theorem2, "theorem3": theorem3, "relabelled": relabelled}
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_the_cli_exits_0_on_the_real_derivations(tmp_path):
     assert cli.main(["--out", str(tmp_path / "PROOFS.md"), "--quiet"]) == 0
 
 
-T1, T2, T3 = theorem1, theorem2, theorem3
+T1, T2, T3, R = theorem1, theorem2, theorem3, relabelled
 C, s, u, v, delta = T1.C, T1.s, T1.u, T1.v, T1.delta
 lam, t, eps, tau = T2.lam, T2.t, T2.eps, T2.tau
 sigma_star, vec = sp.MatrixSymbol("Sigma_*", 2, 2), sp.MatrixSymbol("v", 2, 1)
@@ -217,6 +217,29 @@ MUTATIONS = [
         lambda proof: proof.compare("A sign sympy cannot see.", T3.X - T3.Y, ">", witness=T3.X - T3.Y),
         id="a sign the assumptions leave open",
     ),
+    pytest.param(
+        "relabelled",
+        lambda proof: proof.equal(
+            "D_rand keeps the model's covariance.",
+            R.Expectation(sp.expand(((R.Y * R.column(R.a1, R.a2) + R.cholesky_factor * R.column(R.G1, R.G2))[0]) ** 2)),
+            R.l11**2,
+        ),
+        id="D_rand's covariance without mu mu^T",
+    ),
+    pytest.param(
+        "relabelled",
+        lambda proof: proof.equal("The threshold is m / ||w||^2.", R.eps * R.reach - R.m, 0, where={R.eps: R.m / R.reach**2}),
+        id="D_det's threshold with a squared norm",
+    ),
+    pytest.param(
+        "relabelled",
+        lambda proof: proof.compare(
+            "Cauchy-Schwarz the wrong way round.",
+            (R.c1**2 + R.c2**2) ** 2 - (R.c1**2 * R.s1 + R.c2**2 * R.s2) * (R.c1**2 / R.s1 + R.c2**2 / R.s2), ">=", 0,
+            witness=R.c1**2 * R.c2**2 * (R.s1 - R.s2) ** 2 / (R.s1 * R.s2),
+        ),
+        id="Cauchy-Schwarz reversed",
+    ),
 ]
 
 
@@ -249,4 +272,4 @@ def test_gaussfeat_prove_runs_the_same_derivations(tmp_path, capsys):
 
     out = tmp_path / "PROOFS.md"
     assert gaussfeat(["prove", "--quiet", "--out", str(out)]) == 0
-    assert "All 85 steps of 3 theorems hold" in capsys.readouterr().out and out.read_text().startswith("# Theorems 1-3")
+    assert "All 105 steps of 4 theorems hold" in capsys.readouterr().out and out.read_text().startswith("# Theorems 1-3")

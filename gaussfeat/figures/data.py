@@ -15,6 +15,7 @@ from ..alignment import gradient_alignment, worst_case_alignment
 from ..instances import figure4, random_instance
 from ..linalg import condition_number, relative_frobenius
 from ..model import TwoGaussian, mle
+from ..relabelled import d_det, d_det_threshold, d_rand
 from ..robust import robust_covariance, robust_lambda, robust_mle
 from ..vulnerability import misalignment_gap, penalized_gap
 
@@ -208,3 +209,26 @@ def relaxation_gap(dims=(2, 4, 8, 16, 32, 64), budgets=(0.01, 0.1, 1.0), *, cond
                 converged.append(run["converged"])
             cells.append({"dim": d, "budget": b, "gap": gaps, "condition_error": condition_errors, "converged": converged})
     return {"condition": condition, "samples": samples, "repeats": repeats, "seed": seed, "cells": cells}
+
+
+def relabelled(conditions=(1.0, 10.0, 100.0, 1000.0), *, dim: int = 16, n: int = 200, draws: int = 16,
+               points: int = 41, sampled_points: int = 9, seed: int = 0) -> dict:
+    """D_rand and D_det (:mod:`gaussfeat.relabelled`) on random instances of each condition number (|mu| = 1):
+    the population accuracy on a grid of eps from eps*/10 to 10 eps*, and the mean and spread over ``draws``
+    sampled sets of ``n`` points on a coarser grid."""
+    dim, n, draws = as_count(dim, "dim"), as_count(n, "n", minimum=dim + 1), as_count(draws, "draws", minimum=2)
+    ratios = np.geomspace(0.1, 10.0, as_count(points, "points", minimum=2))
+    sampled_ratios = np.geomspace(0.1, 10.0, as_count(sampled_points, "sampled_points", minimum=2))
+    rows = []
+    for condition in conditions:
+        model = random_instance(dim, seed, condition=as_positive(condition, "condition"))
+        threshold = d_det_threshold(model)
+        row = {"condition": float(condition), "d_det_threshold": threshold, "bayes_accuracy": model.accuracy(),
+               "alignment": gradient_alignment(model.mu, model.sigma),
+               "eps": (ratios * threshold).tolist(), "sampled_eps": (sampled_ratios * threshold).tolist()}
+        for name, fit in (("d_rand", d_rand), ("d_det", d_det)):
+            row[name] = [fit(model, e).accuracy for e in ratios * threshold]
+            sampled = [fit(model, e, n=n, seed=seed, draws=draws) for e in sampled_ratios * threshold]
+            row[f"{name}_sampled"] = [[f.accuracy, f.accuracy_spread] for f in sampled]
+        rows.append(row)
+    return {"dim": dim, "n": n, "draws": draws, "seed": seed, "rows": rows}

@@ -162,3 +162,33 @@ def alignment(spectrum: dict) -> Figure:
                  f"cond $\\Sigma^*$ = {spectrum['standard']['condition']:.0f})")
     ax.title.set_fontsize(10)
     return figure
+
+
+def relabelled(data: dict) -> Figure:
+    """D_rand and D_det in the model: accuracy on the original distribution against eps, and D_det against eps/eps*."""
+    figure = Figure(figsize=(11, 3.8), layout="constrained")
+    rand_ax, det_ax, scaled_ax = figure.subplots(1, 3, sharey=True)
+    for index, row in enumerate(data["rows"]):
+        colour, label = f"C{index}", f"cond $\\Sigma$ = {row['condition']:g} ($\\varepsilon^*$ = {row['d_det_threshold']:.3g})"
+        for ax, key, scale in ((rand_ax, "d_rand", 1.0), (det_ax, "d_det", 1.0), (scaled_ax, "d_det", row["d_det_threshold"])):
+            eps, sampled = np.array(row["eps"]) / scale, np.array(row[f"{key}_sampled"])
+            ax.plot(eps, row[key], color=colour, label=label if ax is rand_ax else None)
+            ax.errorbar(np.array(row["sampled_eps"]) / scale, sampled[:, 0], yerr=sampled[:, 1], fmt="o", color=colour,
+                        markerfacecolor="none", markersize=4, capsize=2)
+            ax.axhline(row["bayes_accuracy"], color=colour, linestyle=":", linewidth=0.8)
+    kinds = [Line2D([], [], color="0.3", label="population limit (closed form)"),
+             Line2D([], [], color="0.3", marker="o", linestyle="", markerfacecolor="none",
+                    label=f"n = {data['n']} points: mean and sd over {data['draws']} sets"),
+             Line2D([], [], color="0.3", linestyle=":", label="the truth's (Bayes) accuracy")]
+    rand_ax.legend(handles=[*rand_ax.get_legend_handles_labels()[0], *kinds], fontsize=6.5, loc="lower right")
+    for ax, title, xlabel in ((rand_ax, "D_rand: above chance at every $\\varepsilon$ in the limit", "$\\varepsilon$"),
+                              (det_ax, "D_det: above chance only beyond $\\varepsilon^*$", "$\\varepsilon$"),
+                              (scaled_ax, "D_det against $\\varepsilon / \\varepsilon^*$", "$\\varepsilon / \\varepsilon^*$")):
+        ax.axhline(0.5, color="0.5", linewidth=0.8)
+        ax.set(xscale="log", ylim=(0, 1.02), xlabel=xlabel, title=title)
+        ax.title.set_fontsize(9)
+    scaled_ax.axvline(1.0, color="0.5", linewidth=0.8)
+    rand_ax.set_ylabel("accuracy on the original distribution")
+    figure.suptitle(f"Section 3 in the two-Gaussian model (d = {data['dim']}, |$\\mu$| = 1): the standard MLE of the "
+                    "relabelled set", fontsize=10)
+    return figure
