@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .attacks import distance, pgd
+from .chunks import chunked
 from .data import Augment, ImageData
 from .device import autocast, batch_size as device_batch_size
 from .distributed import sharded
@@ -39,6 +41,7 @@ STARTS = ("image", "noise")
 MODES = ("rand", "det")
 LAYERS = ("features", "logits")
 FLAG_SUCCESS_BELOW = 0.9  # a relabelled set whose attack reached fewer targets is flagged
+CHUNK_BATCHES = 16  # batches per saved chunk of a construction with a checkpoint folder (2,048 images on a CPU)
 
 
 def representation(model: nn.Module, x: Tensor, layer: str = "features") -> Tensor:
@@ -54,8 +57,8 @@ def representation_distance(model: nn.Module, x: Tensor, target: Tensor, layer: 
 
 
 def invert(model: nn.Module, images: Tensor, starts: Tensor, *, steps: int, step_size: float, schedule: str = "constant",
-           layer: str = "features", batch_size: int | None = None, device=None,
-           progress: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+           layer: str = "features", batch_size: int | None = None, checkpoint: str | Path | None = None,
+           chunk_batches: int | None = None, device=None, progress: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     """Images x_r in [0, 1] whose representations match those of ``images``, from ``starts``.
 
     Normalised l2 descent on ||g(x_r) - g(x)||_2 with no budget (the ball is the whole unit box);
@@ -63,6 +66,9 @@ def invert(model: nn.Module, images: Tensor, starts: Tensor, *, steps: int, step
     ``step_size`` down to 0); ``layer``: g (:func:`representation`). Returns x_r (on the CPU), the
     final distances and the distances relative to ||g(x)||. ``batch_size`` None: the device's
     (:func:`empirical.device.batch_size`); the images stay on the device for the whole construction.
+    ``checkpoint``: a folder where each finished chunk of ``chunk_batches`` batches (None:
+    :data:`CHUNK_BATCHES`) is saved, so that a rerun after a kill resumes at the chunk it was in
+    (:mod:`empirical.chunks`).
     """
     if images.shape != starts.shape:
         raise ValueError(f"images and starts must have the same shape, got {tuple(images.shape)} and {tuple(starts.shape)}")
@@ -87,8 +93,11 @@ def invert(model: nn.Module, images: Tensor, starts: Tensor, *, steps: int, step
             relative.append(gap / target.flatten(1).norm(dim=1).clamp_min(1e-12))
         return tuple(torch.cat(parts).cpu().contiguous() for parts in (results, distances, relative))
 
+    settings = {"construction": "inversion", "steps": steps, "step_size": step_size, "schedule": schedule, "layer": layer,
+                "batch_size": size}
     with evaluating(model):
-        return sharded(invert_part, images.cpu(), starts.cpu())
+        return chunked(lambda x, x0, positions: sharded(invert_part, x, x0), (images.cpu(), starts.cpu()),
+                       chunk=_chunk(size, chunk_batches), folder=checkpoint, settings=settings, progress=progress, desc="inversion")
 
 
 def inversion_starts(data: ImageData, start: str = "image", seed: int = 0) -> Tensor:
@@ -109,17 +118,18 @@ def inversion_starts(data: ImageData, start: str = "image", seed: int = 0) -> Te
 
 def features_dataset(model: nn.Module, data: ImageData, *, name: str, steps: int = 1000, step_size: float = 0.1,
                      schedule: str = "constant", start: str = "image", layer: str = "features", seed: int = 0,
-                     batch_size: int | None = None, device=None, progress: bool = True) -> tuple[ImageData, dict]:
+                     batch_size: int | None = None, checkpoint: str | Path | None = None, device=None,
+                     progress: bool = True) -> tuple[ImageData, dict]:
     """D_R (``model`` robust) or D_NR (``model`` standard): (x_r, y) with g(x_r) ~ g(x) (eq. 5-6).
 
     ``steps`` of ``step_size`` on a ``schedule`` from :func:`inversion_starts` (``start``, ``seed``),
     matching the ``layer`` (:func:`invert`); the paper: 1000 constant steps of 0.1 from an image,
-    on the penultimate layer.
+    on the penultimate layer. ``checkpoint``: a folder for the finished chunks (:func:`invert`).
     """
     starts = inversion_starts(data, start, seed)
     images, distances, relative = invert(model, data.images.cpu(), starts, steps=steps, step_size=step_size,
-                                         schedule=schedule, layer=layer, batch_size=batch_size, device=device,
-                                         progress=progress)
+                                         schedule=schedule, layer=layer, batch_size=batch_size, checkpoint=checkpoint,
+                                         device=device, progress=progress)
     steps_text = f"{steps} steps of {step_size}" + (f" falling to 0 ({schedule})" if schedule != "constant" else "")
     where = "" if layer == "features" else f", matching the {layer}"
     constructed = ImageData(images, data.labels.cpu(), data.classes, f"{name} of {data.name}",
@@ -152,7 +162,8 @@ def augmented_cross_entropy(augment: Augment, copies: int, generator: torch.Gene
 def relabelled_dataset(model: nn.Module, data: ImageData, *, mode: str, eps: float = 0.5, steps: int = 100,
                        step_size: float = 0.1, seed: int = 0, augmented_copies: int = 0, augment: Augment = Augment(),
                        guard: nn.Module | None = None, guard_weight: float = 1.0, batch_size: int | None = None,
-                       device=None, progress: bool = True) -> tuple[ImageData, dict]:
+                       checkpoint: str | Path | None = None, chunk_batches: int | None = None, device=None,
+                       progress: bool = True) -> tuple[ImageData, dict]:
     """D_rand (``mode="rand"``: t uniform over the classes) or D_det (t = y + 1 mod C): (x_adv, t).
 
     ``augmented_copies`` k > 0: each step descends the mean of the target's cross-entropy on the image
@@ -165,6 +176,9 @@ def relabelled_dataset(model: nn.Module, data: ImageData, *, mode: str, eps: flo
     x' moves ``model`` to t while keeping the guard's prediction at y; the stats add the share of
     images the guard labels t (``guard_transfer_rate``). ``batch_size`` None: the device's
     (:func:`empirical.device.batch_size`); the images stay on the device for the whole construction.
+    ``checkpoint``: a folder where each finished chunk of ``chunk_batches`` batches (None:
+    :data:`CHUNK_BATCHES`) is saved, so that a rerun after a kill resumes at the chunk it was in
+    (:mod:`empirical.chunks`).
     """
     targets = relabelling_targets(data.labels, data.num_classes, mode, seed)
     labels = data.labels.cpu()
@@ -202,8 +216,13 @@ def relabelled_dataset(model: nn.Module, data: ImageData, *, mode: str, eps: flo
                                    random_start=False, loss=loss))  # pgd attacks in eval mode
         return torch.cat(adversarial).cpu().contiguous()
 
+    settings = {"construction": f"D_{mode}", "eps": eps, "steps": steps, "step_size": step_size, "seed": seed,
+                "augmented_copies": augmented_copies, "augment": repr(augment), "guard": guard is not None,
+                "guard_weight": guard_weight, "batch_size": size}
     with nullcontext() if guard is None else evaluating(guard):
-        images = sharded(attack_part, data.images.cpu(), labels, targets, torch.arange(len(labels)))
+        (images,) = chunked(lambda *rows: (sharded(attack_part, *rows),), (data.images.cpu(), labels, targets),
+                            chunk=_chunk(size, chunk_batches), folder=checkpoint, settings=settings, progress=progress,
+                            desc=f"D_{mode}")
     success = float((predict(model, images, device=device) == targets).float().mean())
     kind = "" if guard is None else f", penalising transfer to a guard model (weight {guard_weight:g})"
     kind += f", each step's loss averaged with {augmented_copies} augmented copies ({augment})" if augmented_copies else ""
@@ -215,6 +234,14 @@ def relabelled_dataset(model: nn.Module, data: ImageData, *, mode: str, eps: flo
     if guard is not None:
         stats["guard_transfer_rate"] = float((predict(guard, images, device=device) == targets).float().mean())
     return constructed, stats
+
+
+def _chunk(batch_size: int, chunk_batches: int | None) -> int:
+    """Rows per saved chunk: a whole number of batches, so a resumed construction runs the same batches."""
+    chunk_batches = CHUNK_BATCHES if chunk_batches is None else chunk_batches
+    if isinstance(chunk_batches, bool) or not isinstance(chunk_batches, int) or chunk_batches < 1:
+        raise ValueError(f"chunk_batches must be a positive integer, got {chunk_batches!r}")
+    return batch_size * chunk_batches
 
 
 def _summary(values: Tensor) -> dict:

@@ -74,7 +74,8 @@ def non_transferable(suite: Suite, folder: Path) -> dict:
     for mode in ("rand", "det"):
         name = f"D_{mode}"
         built, stats = relabelled_dataset(source, train_data, mode=mode, guard=others["guard"],
-                                          guard_weight=suite.preset.discussion["guard_weight"], device=suite.device,
+                                          guard_weight=suite.preset.discussion["guard_weight"],
+                                          checkpoint=folder / f"chunks-{name}", device=suite.device,
                                           progress=suite.progress, **suite.preset.relabel)
         variants = {"ordinary": (suite.constructed(name), {"success_rate": suite.stage_result(name)["success_rate"],
                                                            "retrained": accuracy_row(retrained[name])}),

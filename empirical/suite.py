@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -342,16 +343,18 @@ class Suite:
     def _construct(self, stage: str, folder: Path) -> dict:
         source = "robust" if stage == "D_R" else "standard"
         model = self.model(source)
+        chunks = folder / "chunks"  # each finished chunk of the construction: a killed run resumes there
         if stage in ("D_R", "D_NR"):
-            constructed, stats = features_dataset(model, self.data[0], name=stage, device=self.device, progress=self.progress,
-                                                  **self.preset.inversion)
+            constructed, stats = features_dataset(model, self.data[0], name=stage, checkpoint=chunks, device=self.device,
+                                                  progress=self.progress, **self.preset.inversion)
         else:
-            constructed, stats = relabelled_dataset(model, self.data[0], mode=stage[2:], device=self.device,
-                                                    progress=self.progress, **self.preset.relabel)
+            constructed, stats = relabelled_dataset(model, self.data[0], mode=stage[2:], checkpoint=chunks,
+                                                    device=self.device, progress=self.progress, **self.preset.relabel)
         if is_main():
             save_checkpoint(folder / "data.pt", {"images": constructed.images, "labels": constructed.labels,
                                                  "classes": list(constructed.classes), "name": constructed.name,
                                                  "source": constructed.source})
+            shutil.rmtree(chunks)  # data.pt holds them all now
         self._constructed[stage] = constructed
         if self.preset.data == "planted":  # the ground truth: which planted part speaks for the new labels
             features = planted_features(**self.preset.data_options)
