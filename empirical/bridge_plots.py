@@ -75,6 +75,28 @@ def pixels_figure(record: dict) -> Figure:
     return figure
 
 
+def pair_relabelling_figure(record: dict) -> Figure:
+    """D_rand and D_det on a class pair against eps: the fitted two-Gaussian model's prediction (population limit,
+    and sets of the pair's size) beside the networks retrained on each set, on the original test images."""
+    predicted, measured = record["prediction"], record["measured"]
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    for axis, key, title in zip(figure.subplots(1, 2, sharey=True), ("d_rand", "d_det"), ("D_rand", "D_det")):
+        eps = [row["eps"] for row in predicted["rows"]]
+        axis.plot(eps, [row[key]["population"] for row in predicted["rows"]], "-", color="C0", label="model, population limit")
+        sampled = np.array([row[key]["sampled"] for row in predicted["rows"]])
+        axis.errorbar(eps, sampled[:, 0], yerr=sampled[:, 1], fmt="o", color="C0", markerfacecolor="none", capsize=3,
+                      label=f"model, n = {predicted['n']}")
+        axis.plot([row["eps"] for row in measured], [row[key]["test_accuracy"] for row in measured], "^-", color="C2",
+                  label=f"{record['settings']['network']['model']} retrained on it, test accuracy")
+        axis.axhline(0.5, color="0.5", linewidth=0.8)
+        axis.axvline(predicted["d_det_threshold"], color="C3", linestyle=":", label="the model's $\\varepsilon^*$")
+        axis.set(xscale="log", ylim=(0, 1.02), xlabel="$\\varepsilon$ ($\\ell_2$, pixels in [0, 1])", title=f"{title}: {record['pair']}")
+        axis.title.set_fontsize(9)
+        axis.legend(fontsize=7)
+    figure.axes[0].set_ylabel("accuracy on the original pair")
+    return figure
+
+
 def images_figure(measured: dict, title: str) -> Figure:
     """Per model: the distributions of gradient alignment and of the perturbations' Mahalanobis/l2 ratio."""
     figure = Figure(figsize=(11, 4.2), layout="constrained")

@@ -1,5 +1,6 @@
-"""Command line: ``empirical run`` (the Section 3 suite), ``empirical bridge`` (Section 4's quantities on networks)
-and ``empirical pixels`` (the two-Gaussian model fitted to CIFAR-10 pixels, beside networks on the same pair)."""
+"""Command line: ``empirical run`` (the Section 3 suite), ``empirical bridge`` (Section 4's quantities on networks),
+``empirical pixels`` (the two-Gaussian model fitted to CIFAR-10 pixels, beside networks on the same pair) and
+``empirical pair-relabelling`` (D_rand and D_det on a class pair, beside that model's prediction)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .data import load
 from .device import PRECISIONS, policy, resolve as resolve_precision
 from .distributed import is_main, teardown, world
 from .evaluate import evaluate
+from .pair_relabelling import PairRelabelSettings, pair_relabelling
 from .pixels import PixelSettings, pixel_study
 from .presets import DEFAULT_STAGES, PRESETS as SUITE_PRESETS
 from .provenance import git_commit, versions
@@ -111,6 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
     pixels.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     pixels.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     pixels.add_argument("--quiet", action="store_true", help="no progress bars")
+    relabel = commands.add_parser(
+        "pair-relabelling", help="D_rand and D_det on a CIFAR-10 class pair, beside the fitted two-Gaussian model's prediction",
+        description="Fit x ~ N(y mu, Sigma) to two CIFAR-10 classes' pixels and predict, with gaussfeat.relabelled, D_det's "
+        "threshold eps* and the accuracy of D_rand and D_det at each --eps; then train a network on the pair, build binary "
+        "D_rand and D_det from all its training images at each --eps, retrain the same recipe on each and measure it on "
+        "the original test images. Resumes from --out. Writes pair_relabelling.json and a figure to --out.")
+    relabel_defaults = PairRelabelSettings()
+    relabel.add_argument("--out", type=Path, default=Path("runs/pair-relabelling"), help="output folder (default: %(default)s)")
+    relabel.add_argument("--data", default=None, help="the CIFAR-10 JPEG npz (default: the shared copy)")
+    relabel.add_argument("--classes", type=int, nargs=2, default=list(relabel_defaults.classes), metavar=("NEG", "POS"),
+                         help="the CIFAR-10 labels of the pair (default: 0 6, airplane and frog)")
+    relabel.add_argument("--eps", type=float, nargs="+", default=list(relabel_defaults.eps),
+                         help="the relabelling's l2 radii (pixels in [0, 1]; default: %(default)s)")
+    relabel.add_argument("--epochs", type=int, default=relabel_defaults.network.epochs, help="the networks' training epochs")
+    relabel.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    relabel.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    relabel.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -121,7 +140,7 @@ SUITE_MODELS = {"standard": "D", "robust": "D (adversarial)", "D_R": "D_R", "D_N
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"run": _run, "bridge": _bridge, "pixels": _pixels}[args.command](args)
+        return {"run": _run, "bridge": _bridge, "pixels": _pixels, "pair-relabelling": _pair_relabelling}[args.command](args)
     except (ValueError, FileNotFoundError) as error:
         print(f"empirical: error: {error}", file=sys.stderr)
         return 2
@@ -256,6 +275,20 @@ def _pixels(args: argparse.Namespace) -> int:
     with policy(precision=args.precision):
         pixel_study(settings, train_data, test_data, args.out, device=device, progress=not args.quiet)
     print(f"wrote {args.out / 'pixels.json'} ({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+def _pair_relabelling(args: argparse.Namespace) -> int:
+    defaults = PairRelabelSettings()
+    settings = PairRelabelSettings(classes=tuple(args.classes), eps=tuple(args.eps),
+                                   network=replace(defaults.network, epochs=args.epochs))
+    data_options = {} if args.data is None else {"path": args.data}
+    train_data, test_data = (load("cifar10-jpeg", split, **data_options) for split in ("train", "test"))
+    started = time.perf_counter()
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    with policy(precision=args.precision):
+        pair_relabelling(settings, train_data, test_data, args.out, device=device, progress=not args.quiet)
+    print(f"wrote {args.out / 'pair_relabelling.json'} ({time.perf_counter() - started:.0f} s)")
     return 0
 
 
