@@ -76,7 +76,7 @@ def test_exact_robust_mle_from_the_closed_form_approaches_its_fixed_point_near_t
     standard = mle(x, y)
     lam = robust_lambda_of_spectrum(standard.eigenvalues, EPS)
     closed = TwoGaussian.from_spectrum(standard.mu, robust_eigenvalues(standard.eigenvalues, lam), standard.basis)
-    fit = robust_mle(x, y, EPS, start="closed-form", max_iter=3)
+    fit = robust_mle(x, y, EPS, start="closed-form", max_iter=2)
     objectives = [step.objective for step in fit.trace]
     assert objectives[-1] < objectives[0] and fit.trace[-1].stationarity < 0.5 * fit.trace[0].stationarity
     shift = fisher_distance(closed.sigma, standard)  # Sigma_r - Sigma_hat, in Sigma_hat's metric
