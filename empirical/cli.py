@@ -85,10 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "of training new ones; the preset must be the bridge preset of the same data")
     bridge.add_argument("--report", type=Path, default=None, metavar="REPORT_MD",
                         help="append a Bridge section to this report.md (the experiment suite's)")
-    bridge.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    bridge.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    _add_device_options(bridge)
     bridge.add_argument("--study-samples", type=int, default=8000, help="samples of the two-Gaussian study (0: skip it)")
-    bridge.add_argument("--quiet", action="store_true", help="no progress bars")
     pixels = commands.add_parser(
         "pixels", help="the two-Gaussian model fitted to CIFAR-10 pixels, against networks trained on the same class pair",
         description="Fit x ~ N(y mu, Sigma) to two CIFAR-10 classes' pixels (d = 3072); per l2 eps, Theorem 2's closed-form "
@@ -110,9 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fit Sigma by Ledoit-Wolf shrinkage (automatic when --train-images <= 3072)")
     pixels.add_argument("--evaluation-images", type=int, default=defaults.evaluation.images,
                         help="test images of the networks' evaluation of record (AutoAttack costs seconds per robust image)")
-    pixels.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    pixels.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
-    pixels.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_device_options(pixels)
     relabel = commands.add_parser(
         "pair-relabelling", help="D_rand and D_det on a CIFAR-10 class pair, beside the fitted two-Gaussian model's prediction",
         description="Fit x ~ N(y mu, Sigma) to two CIFAR-10 classes' pixels and predict, with gaussfeat.relabelled, D_det's "
@@ -127,10 +123,21 @@ def build_parser() -> argparse.ArgumentParser:
     relabel.add_argument("--eps", type=float, nargs="+", default=list(relabel_defaults.eps),
                          help="the relabelling's l2 radii (pixels in [0, 1]; default: %(default)s)")
     relabel.add_argument("--epochs", type=int, default=relabel_defaults.network.epochs, help="the networks' training epochs")
-    relabel.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    relabel.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
-    relabel.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_device_options(relabel)
     return parser
+
+
+def _add_device_options(parser: argparse.ArgumentParser) -> None:
+    """--device, --precision and --quiet, as every command that trains takes them."""
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _cifar10_splits(args: argparse.Namespace) -> tuple:
+    """The CIFAR-10 JPEG training and test splits, from --data or the shared copy."""
+    options = {} if args.data is None else {"path": args.data}
+    return tuple(load("cifar10-jpeg", split, **options) for split in ("train", "test"))
 
 
 MODELS = ("standard", "robust", "D_R", "D_NR")
@@ -268,8 +275,7 @@ def _pixels(args: argparse.Namespace) -> int:
                              exact=not args.no_exact, exact_max_iter=args.exact_steps, shrinkage=args.shrinkage or None,
                              network=replace(defaults.network, epochs=args.epochs),
                              evaluation=replace(defaults.evaluation, images=args.evaluation_images))
-    data_options = {} if args.data is None else {"path": args.data}
-    train_data, test_data = (load("cifar10-jpeg", split, **data_options) for split in ("train", "test"))
+    train_data, test_data = _cifar10_splits(args)
     started = time.perf_counter()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     with policy(precision=args.precision):
@@ -282,8 +288,7 @@ def _pair_relabelling(args: argparse.Namespace) -> int:
     defaults = PairRelabelSettings()
     settings = PairRelabelSettings(classes=tuple(args.classes), eps=tuple(args.eps),
                                    network=replace(defaults.network, epochs=args.epochs))
-    data_options = {} if args.data is None else {"path": args.data}
-    train_data, test_data = (load("cifar10-jpeg", split, **data_options) for split in ("train", "test"))
+    train_data, test_data = _cifar10_splits(args)
     started = time.perf_counter()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     with policy(precision=args.precision):

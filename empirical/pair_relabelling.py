@@ -22,10 +22,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from gaussfeat.linear import centre
-from gaussfeat.model import TwoGaussian, mle_parameters
+from gaussfeat.model import TwoGaussian, mle
 from gaussfeat.relabelled import d_det, d_det_threshold, d_rand
 
 from .construct import relabelled_dataset
@@ -67,9 +65,7 @@ class PairRelabelSettings:
 def fitted_model(pair: ImageData) -> TwoGaussian:
     """The two-Gaussian model of the pair's pixels: centred at the midpoint of the class means, standard MLE."""
     x, y = pixels(pair)
-    mu, sigma = mle_parameters(centre(x, y)[0], y)
-    eigenvalues, basis = np.linalg.eigh(sigma)
-    return TwoGaussian.from_spectrum(mu, eigenvalues, basis)
+    return mle(centre(x, y)[0], y)
 
 
 def prediction(model: TwoGaussian, settings: PairRelabelSettings, n: int) -> dict:

@@ -30,6 +30,7 @@ limit, ``n`` the mean and spread over ``draws`` sampled sets.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
@@ -58,7 +59,7 @@ class RelabelledFit:
     sigma: np.ndarray
     weights: np.ndarray
 
-    @property
+    @cached_property
     def accuracies(self) -> np.ndarray:
         """Each draw's exact accuracy on the original distribution."""
         return np.array([linear_robust_accuracy(w, self.truth, 0.0) for w in self.weights])
@@ -154,8 +155,9 @@ def _population_weights(kind: str, model: TwoGaussian, eps: float, u: np.ndarray
     w, m = model.weights, float(model.mu @ model.weights)
     if kind == "D_rand":  # Sherman-Morrison: (Sigma + mu mu^T)^-1 u = Sigma^-1 u - w (w^T u) / (1 + m)
         return eps * (inverse(u) - w * float(w @ u) / (1 + m))
-    weights = eps * inverse(u) - w
-    cancelled = np.linalg.norm(weights) <= 64 * np.finfo(float).eps * (eps * np.linalg.norm(inverse(u)) + np.linalg.norm(w))
+    toward = eps * inverse(u)
+    weights = toward - w
+    cancelled = np.linalg.norm(weights) <= 64 * np.finfo(float).eps * (np.linalg.norm(toward) + np.linalg.norm(w))
     return np.zeros_like(weights) if cancelled else weights  # mu' = 0 (u along mu, eps = eps*): no classifier, chance
 
 

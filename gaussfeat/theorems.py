@@ -19,13 +19,13 @@ from ._checks import as_count, as_float_array, as_positive, as_spd
 from .adversary import lagrangian_adversary
 from .alignment import gradient_alignment, worst_case_alignment
 from .linalg import condition_number, relative_frobenius
+from . import linear
 from .model import TwoGaussian, mle
 from .relabelled import d_det, d_det_threshold, d_rand
 from .robust import (
     paper_lambda_bound_shapes,
     relaxed_gradient,
     robust_covariance,
-    robust_eigenvalues,
     robust_lambda,
     robust_mle,
 )
@@ -316,8 +316,8 @@ def relabelled_sets(sigma_star, eps: float, *, mu=None, samples: int = 100_000, 
     w, mu_star = truth.weights, truth.mu
     m = float(mu_star @ w)
     u = w / np.linalg.norm(w)
-    misalignment = float(np.sum((truth.basis.T @ u) ** 2 / truth.eigenvalues))
-    robust_source = truth.basis @ ((truth.basis.T @ mu_star) / robust_eigenvalues(truth.eigenvalues, robust_lambda(truth.sigma, eps)))
+    misalignment = linear.summary(w, truth, eps).misalignment  # Theorem 1's, of the perturbation along w
+    robust_source, _ = linear.closed_form_weights(truth, eps)  # Theorem 2's Sigma_r^-1 mu
     rand = [d_rand(truth, e).accuracy for e in (eps / 2, eps, 2 * eps)]
     det = {factor: d_det(truth, factor * threshold).accuracy for factor in (0.5, 1.0, 2.0)}
     rng = np.random.default_rng(seed)
