@@ -109,7 +109,9 @@ def d_det_threshold(model: TwoGaussian, source=None) -> float:
 
     For the standard source (u = w / ||w||, w = Sigma^-1 mu) eps* = w^T mu / ||w||: the l2 distance
     from the class mean mu to the source's decision boundary w^T x = 0, i.e. ||mu|| cos(mu, w),
-    Theorem 3's alignment times ||mu||. It is also sqrt(m) sd_u, m = mu^T Sigma^-1 mu (the
+    Theorem 3's alignment times ||mu||, and the source's median margin: its exact robust accuracy is 1/2 at
+    eps*, so D_det generalises exactly where the relabelling moves more than half the points across the
+    source's boundary, a statement free of the pixels' scale. It is also sqrt(m) sd_u, m = mu^T Sigma^-1 mu (the
     Mahalanobis distance of mu to that boundary, squared) and sd_u = sqrt(u^T Sigma u) the data's
     spread along the perturbation, so by Cauchy-Schwarz eps*^2 >= m / M(u), M(u) = u^T Sigma^-1 u
     being Theorem 1's misalignment of the source's perturbation (equality when u is an eigenvector).

@@ -20,7 +20,7 @@ from .adversary import lagrangian_adversary
 from .alignment import gradient_alignment, worst_case_alignment
 from .linalg import condition_number, relative_frobenius
 from . import linear
-from .model import TwoGaussian, mle
+from .model import TwoGaussian, linear_robust_accuracy, mle
 from .relabelled import d_det, d_det_threshold, d_rand
 from .robust import (
     paper_lambda_bound_shapes,
@@ -332,6 +332,8 @@ def relabelled_sets(sigma_star, eps: float, *, mu=None, samples: int = 100_000, 
         _at_least("D_det's population accuracy is below 1/2 at eps*/2", 0.5 - det[0.5], 0.0, 1e-300, accuracy=det[0.5]),
         _at_least("D_det's population accuracy is above 1/2 at 2 eps*", det[2.0] - 0.5, 0.0, 1e-300, accuracy=det[2.0]),
         _close("eps* equals ||mu|| cos(mu, Sigma^-1 mu)", threshold, np.linalg.norm(mu_star) * gradient_alignment(mu_star, truth.sigma), 1e-9),
+        _close("the source's robust accuracy at eps* is 1/2 (eps* is its median margin)",
+               linear_robust_accuracy(w, truth, threshold), 0.5, 1e-9),
         _at_least("eps*^2 >= m / M(u), M Theorem 1's misalignment of the perturbation", threshold**2, m / misalignment, -1e-12 * m / misalignment),
         _at_least("a robust source (Sigma_r at eps) has a threshold at least eps*", d_det_threshold(truth, robust_source), threshold,
                   -1e-12 * threshold),
@@ -341,12 +343,14 @@ def relabelled_sets(sigma_star, eps: float, *, mu=None, samples: int = 100_000, 
                      confidence),
         _monte_carlo("Monte Carlo: D_det's mean t x' along u matches eps - u^T mu", (-y[:, None] * moved_det) @ u,
                      eps - float(u @ mu_star), confidence),
+        _monte_carlo("Monte Carlo: half the points have a margin y x^T u under eps*", (y * (x @ u) < threshold).astype(float),
+                     0.5, confidence),
     )
     return TheoremReport(
         theorem="Section 3 in the model",
         statement="Relabelling each point with the target of the standard classifier's exact l2 adversary (D_rand: a "
         "uniform target; D_det: the other class) leaves a set whose standard MLE classifies the original distribution "
-        "above chance: D_rand at every eps > 0, D_det exactly when eps > eps* = ||mu|| cos(mu, Sigma^-1 mu).",
+        "above chance: D_rand at every eps > 0, D_det exactly when eps > eps* = ||mu|| cos(mu, Sigma^-1 mu), the source's median margin.",
         parameters={"dim": truth.dim, "eps": eps, "samples": samples, "seed": seed, "confidence": confidence},
         closed_form={"d_det_threshold": threshold, "d_rand_accuracy": rand[1], "d_det_accuracy_at_eps": d_det(truth, eps).accuracy,
                      "bayes_accuracy": truth.accuracy()},

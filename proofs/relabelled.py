@@ -46,7 +46,8 @@ def derive() -> Derivation:
         r"$\mu' = \varepsilon u - \mu$, $\Sigma' = \Sigma$, with $w'^\top\mu = \varepsilon u^\top w - m$: below chance "
         r"for $\varepsilon < \varepsilon^* = m / u^\top w$, at chance at $\varepsilon^*$, above beyond. For the "
         r"standard source $u = w/\lVert w\rVert$, $\varepsilon^* = \mu^\top w / \lVert w\rVert = \lVert\mu\rVert\cos(\mu, w)$, "
-        r"the distance from $\mu$ to the source's boundary; $\varepsilon^{*2} = m\, u^\top\Sigma u \ge m / u^\top\Sigma^{-1}u$ "
+        r"the distance from $\mu$ to the source's boundary and the source's median margin (its robust accuracy at "
+        r"$\varepsilon^*$ is 1/2); $\varepsilon^{*2} = m\, u^\top\Sigma u \ge m / u^\top\Sigma^{-1}u$ "
         r"(Theorem 1's misalignment); and no unit source has a smaller threshold.",
     )
     sigma, mu, u = sp.MatrixSymbol("Sigma", 2, 2), sp.MatrixSymbol("mu", 2, 1), sp.MatrixSymbol("u", 2, 1)
@@ -146,6 +147,13 @@ def derive() -> Derivation:
         ((mu.T * w)[0]) ** 2 / (w.T * w)[0], (mu.T * sigma.I * mu)[0] * (w.T * sigma * w)[0] / (w.T * w)[0],
         where=general,
     )
+    median = proof.equal(
+        "A point's margin along u, y xᵀu, is normal with mean (so median) μᵀu = μᵀw/‖w‖ = ε*: the source's exact "
+        "robust accuracy Φ((wᵀμ − ε‖w‖)/√(wᵀΣw)) is Φ(0) = 1/2 at ε*. The relabelling moves exactly half the points "
+        "across the source's boundary there, and D_det beats chance exactly where it moves more than half.",
+        ((w.T * mu)[0] - eps * sp.sqrt((w.T * w)[0])) / sp.sqrt((w.T * sigma * w)[0]), 0,
+        where={eps: (mu.T * sigma.I * mu)[0] / sp.sqrt((w.T * w)[0]), **general},
+    )
     cauchy = proof.compare(
         "Cauchy-Schwarz in Σ's eigenbasis (u with coordinates c): (uᵀΣu)(uᵀΣ⁻¹u) ≥ ‖u‖⁴, so ε*² ≥ m / M(u), "
         "M(u) = uᵀΣ⁻¹u/‖u‖² Theorem 1's misalignment; equality iff u is an eigenvector.",
@@ -175,7 +183,9 @@ def derive() -> Derivation:
         rf"from $\mu$ to the source's boundary, $\lVert\mu\rVert$ times Theorem 3's alignment (steps {quad.number}-"
         rf"{distance.number}), the Mahalanobis distance times the data's spread along the perturbation (step "
         rf"{spread.number}), hence at least $\sqrt{{m / M(u)}}$ (step {cauchy.number}): the more misaligned the "
-        rf"perturbation (Theorem 1), the smaller the radius at which D_det generalises can be. No unit source does "
+        rf"perturbation (Theorem 1), the smaller the radius at which D_det generalises can be. It is also the source's "
+        rf"median margin, the radius at which its own attack succeeds on half the points (step {median.number}): a "
+        rf"prediction free of the pixels' scale that a network source can be held to. No unit source does "
         rf"better than the standard one (steps {lagrange.number}-{smallest.number}); a robust source, better aligned "
         rf"with $\mu$, needs a larger $\varepsilon$."
     )

@@ -16,6 +16,7 @@ from scipy.stats import chi2, norm
 import gaussfeat as gf
 from gaussfeat import GaussfeatError, TwoGaussian, d_det, d_det_threshold, d_rand
 from gaussfeat.linear import closed_form_weights
+from gaussfeat.model import linear_robust_accuracy
 
 from strategies import means, spd_matrices
 
@@ -65,6 +66,21 @@ def test_the_threshold_is_the_distance_from_the_class_mean_to_the_sources_bounda
     u = unit(w)
     assert threshold == pytest.approx(np.sqrt(m * float(u @ model.sigma @ u)), rel=1e-7)
     assert threshold**2 >= m / float(u @ model.precision @ u) * (1 - 1e-9)
+
+
+@given(models(), st.floats(0.05, 0.95), st.integers(0, 2**16))
+def test_the_threshold_is_the_sources_median_margin(model, fraction, seed):
+    """eps* is the radius at which the source's exact l2 attack succeeds on exactly half the points: its robust
+    accuracy is 1/2 at eps*, above under it, below beyond (D_det beats chance exactly where the relabelling moves
+    more than half the points across the source's boundary). Monte Carlo: the share of 20,000 sampled points whose
+    margin y x^T u is under eps* is 1/2 within a normal bound of chance SURE."""
+    threshold, w = d_det_threshold(model), model.weights
+    assert linear_robust_accuracy(w, model, threshold) == pytest.approx(0.5, abs=1e-9)
+    assert linear_robust_accuracy(w, model, fraction * threshold) > 0.5 > linear_robust_accuracy(
+        w, model, threshold / fraction)
+    x, y = model.sample(20_000, seed=seed)
+    crossed = np.mean(y * (x @ unit(w)) < threshold)
+    assert abs(crossed - 0.5) < norm.isf(SURE / 2) * 0.5 / np.sqrt(len(y))
 
 
 @given(models(), st.integers(0, 2**32 - 1), st.floats(0.05, 5.0))
