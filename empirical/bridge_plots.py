@@ -90,6 +90,12 @@ def pair_relabelling_figure(record: dict) -> Figure:
                   label=f"{record['settings']['network']['model']} retrained on it, test accuracy")
         axis.axhline(0.5, color="0.5", linewidth=0.8)
         axis.axvline(predicted["d_det_threshold"], color="C3", linestyle=":", label="the model's $\\varepsilon^*$")
+        if key == "d_det":
+            axis.plot([row["eps"] for row in measured], [row[key]["success_rate"] for row in measured], "v--",
+                      color="C1", label="the relabelling's success on the source")
+            if record["crossings"]["success_rate"] is not None:
+                axis.axvline(record["crossings"]["success_rate"], color="C1", linestyle=":",
+                             label="the source's median margin (success 1/2)")
         axis.set(xscale="log", ylim=(0, 1.02), xlabel="$\\varepsilon$ ($\\ell_2$, pixels in [0, 1])", title=f"{title}: {record['pair']}")
         axis.title.set_fontsize(9)
         axis.legend(fontsize=7)
