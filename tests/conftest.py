@@ -2,10 +2,14 @@
 
 HYPOTHESIS_PROFILE=ci (the CI default: 25 examples, derandomised), dev (the local default: 25
 fresh random examples a run, so README's test command costs what CI's does and each run explores
-new instances) or thorough (1000 examples, long).
+new instances) or thorough (1000 examples, long). Under pytest-xdist (README's command: -n auto --dist
+loadfile) each worker runs torch, BLAS and the processes its tests start on one thread.
 """
 
 import os
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers share the cores: set before torch or numpy is imported
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 from hypothesis import HealthCheck, settings
