@@ -143,4 +143,4 @@ for name in args.recipes:
     print(f"{name}: source {row['source_test_accuracy']:.3f}, success {row['success_rate']:.3f}, retrained train "
           f"{row['retrain_train_accuracy']:.3f}, test {row['test_accuracy']:.3f} (y+1: {row['test_accuracy_of_y_plus_1']:.3f}); "
           f"seconds {', '.join(f'{k} {v:.0f}' for k, v in row['seconds'].items())}", flush=True)
-_common.write_results("relabel_recipes", args, {"rows": rows})
+_common.write_results(f"relabel_recipes-{count}", args, {"rows": rows})  # one file per --images
