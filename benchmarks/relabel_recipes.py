@@ -19,7 +19,7 @@ import _common
 
 RECIPE_NAMES = ("fast32", "rn9w32", "rn9w32-noaug", "rn9w32-eot4", "rn9w32-steps30", "rn9w32-det",
                 "rn9w32-det-eot4", "rn9w32-long", "rn9w64", "rn9w32-b128", "rn9w32-b128-lr01", "rn9w32-b128-noaug",
-                "rn9w32-steps30-b128")
+                "rn9w32-steps30-b128", "rn9w32-det-noaug")
 p = _common.parser(__doc__.split("\n\n")[0], threads=2)
 p.add_argument("--recipes", nargs="+", choices=RECIPE_NAMES, default=["rn9w32"], help="recipes to run, in order")
 p.add_argument("--images", type=int, default=10_000, help="training images relabelled and retrained on")
@@ -69,6 +69,7 @@ RECIPES = {
     "rn9w32-steps30": replace(RN9, relabel={**RN9.relabel, "steps": 30, "step_size": 0.1}),
     "rn9w32-det": replace(RN9, relabel={**RN9.relabel, "mode": "det"}),
     "rn9w32-det-eot4": replace(RN9, relabel={**RN9.relabel, "mode": "det", "augmented_copies": 4}),
+    "rn9w32-det-noaug": replace(RN9, relabel={**RN9.relabel, "mode": "det"}, retrain=replace(RN9.retrain, augment=None)),
     "rn9w32-long": Recipe(resnet9(32, 24), resnet9(32, 24)),
     "rn9w64": Recipe(resnet9(64, 12), resnet9(64, 12)),
     # retraining in 4x the optimiser steps at the same cost: batch 128 (79 steps an epoch on 10,000 images, not 20)
