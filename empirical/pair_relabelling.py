@@ -9,13 +9,14 @@
   ``steps`` steps of 2.5 eps / steps); a network of the same recipe trained on each set alone, and its
   accuracy on the pair's original test images.
 
-Does the model predict where the network's D_det turns above 50%? It does in two ways. In pixels, at
-eps* (the fitted linear source's median margin). Free of the pixels' scale, at the radius where the
-relabelling attack moves half the points across the source's boundary (its success rate crosses 1/2),
-which is eps* in the model for any Sigma (proofs/relabelled.py). The model's source is linear and its
-relabelled features are exactly the source's direction; a network's are whatever its perturbations
-plant, so the answer is measured, not assumed: ``crossings`` gives both measured radii. Every model, set and row is cached under ``out``
-(rerunning resumes), and ``pair_relabelling.json`` and a figure are written at the end.
+Where does the network's D_det turn above 50%? The model predicts it in two forms: in pixels, at eps*
+(the fitted linear source's median margin); free of the pixels' scale, at the radius where the
+relabelling moves half the points across the source's boundary (its success rate crosses 1/2), which
+is eps* for the model's standard source whatever Sigma (proofs/relabelled.py). The model's relabelled
+features are exactly its linear source's direction; a network's are whatever its perturbations plant,
+so the answer is measured, not assumed: ``crossings`` holds eps* and both measured radii. Every model,
+set and row is cached under ``out`` (rerunning resumes), and ``pair_relabelling.json`` and a figure
+are written at the end.
 """
 
 from __future__ import annotations
@@ -127,13 +128,14 @@ def pair_relabelling(settings: PairRelabelSettings, train_data: ImageData, test_
             log(f"eps {eps:g} D_{mode}: success {100 * stats['success_rate']:.1f}%, test accuracy "
                 f"{100 * row[f'd_{mode}']['test_accuracy']:.1f}%")
         measured.append(row)
+    crossings = {"model_threshold": predicted["d_det_threshold"],
+                 "success_rate": crossing(settings.eps, [row["d_det"]["success_rate"] for row in measured]),
+                 "d_det_accuracy": crossing(settings.eps, [row["d_det"]["test_accuracy"] for row in measured])}
     record = {"settings": settings.to_dict(), "pair": train_pair.name, "train_images": len(train_pair),
               "test_images": len(test_pair), "source_test_accuracy": accuracy(source, test_pair.images, test_pair.labels,
                                                                              device=device),
-              "prediction": predicted, "measured": measured, "crossings": {
-                  "model_threshold": predicted["d_det_threshold"],
-                  "success_rate": crossing(settings.eps, [row["d_det"]["success_rate"] for row in measured]),
-                  "d_det_accuracy": crossing(settings.eps, [row["d_det"]["test_accuracy"] for row in measured])}, "device": device, "git": git_commit(), "versions": versions(),
+              "prediction": predicted, "measured": measured, "crossings": crossings,
+              "device": device, "git": git_commit(), "versions": versions(),
               "seconds": {**seconds, "total": time.perf_counter() - started}}
     (out / "pair_relabelling.json").write_text(json.dumps(record, indent=1) + "\n")
     from .bridge_plots import pair_relabelling_figure, save
