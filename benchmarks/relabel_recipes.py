@@ -7,8 +7,9 @@ set alone. Each row reports the source's test accuracy, the attack's targeted su
 net's accuracy on its own (relabelled) training set and on the first ``--test-images`` real test
 images (the number of record: D_rand and D_det generalise when it is far above 10%), and the wall
 seconds of each part. Sources, constructed sets and retrained nets are cached under ``--work`` by a
-hash of their settings, and the rows are written as each recipe finishes, so rerunning the same
-command resumes; recipes that share a source or a set train or build it once.
+hash of their settings (a set in chunks while it is built, training per checkpoint), and the rows are
+written as each recipe finishes, so rerunning the same command resumes where a stop cut it short;
+recipes that share a source or a set train or build it once.
 
     PYTHONPATH=. nohup python3 benchmarks/relabel_recipes.py --recipes rn9w32 rn9w32-eot4 > recipes.log 2>&1 &
 """
@@ -30,6 +31,7 @@ _common.pin_threads(args.threads)
 
 import hashlib  # noqa: E402
 import json  # noqa: E402
+import shutil  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -122,11 +124,13 @@ for name in args.recipes:
         stats, set_seconds = saved["stats"], saved["seconds"]
     else:
         began = time.perf_counter()
-        built, stats = relabelled_dataset(source, subset, progress=False, **recipe.relabel)
+        built, stats = relabelled_dataset(source, subset, progress=False, checkpoint=work / "chunks" / set_key,
+                                          **recipe.relabel)
         set_seconds = time.perf_counter() - began
         set_path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"images": built.images, "labels": built.labels, "name": built.name, "source": built.source,
                     "stats": stats, "seconds": set_seconds}, set_path)
+        shutil.rmtree(work / "chunks" / set_key)  # the set's file holds them all now
     retrained, retrain_seconds, _ = trained(recipe.retrain, built, work / "retrained" / retrain_key)
     rows[name] = {
         "key": retrain_key, "source": recipe.source.to_dict(), "relabel": recipe.relabel, "retrain": recipe.retrain.to_dict(),
