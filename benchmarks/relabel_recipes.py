@@ -34,7 +34,6 @@ _common.pin_threads(args.threads)
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
-import time  # noqa: E402
 from dataclasses import dataclass, field, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -43,6 +42,7 @@ import torch  # noqa: E402
 from empirical.construct import relabelled_dataset  # noqa: E402
 from empirical.data import Augment, ImageData, load  # noqa: E402
 from empirical.evaluate import accuracy  # noqa: E402
+from empirical.stopwatch import Stopwatch  # noqa: E402
 from empirical.train import TrainConfig, load_model, train  # noqa: E402
 
 
@@ -144,10 +144,10 @@ for name in args.recipes:
         built = ImageData(saved["images"], saved["labels"], subset.classes, saved["name"], saved["source"])
         stats, set_seconds = saved["stats"], saved["seconds"]
     else:
-        began = time.perf_counter()
-        built, stats = relabelled_dataset(source, subset, progress=False, checkpoint=work / "chunks" / set_key,
-                                          **recipe.relabel)
-        set_seconds = time.perf_counter() - began
+        with Stopwatch(work / "sets" / f"{set_key}.stopwatch.json") as watch:  # every sitting's time
+            built, stats = relabelled_dataset(source, subset, progress=False, checkpoint=work / "chunks" / set_key,
+                                              **recipe.relabel)
+        set_seconds = watch.seconds
         set_path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"images": built.images, "labels": built.labels, "name": built.name, "source": built.source,
                     "stats": stats, "seconds": set_seconds}, set_path)

@@ -334,8 +334,9 @@ def figure3(results: Mapping, path_stem: str | Path) -> list[Path]:
 def _header(results: Mapping) -> list[str]:
     data, stages = results.get("data", {}), results.get("stages", {})
     versions = ", ".join(f"{name} {version}" for name, version in results.get("versions", {}).items())
-    stage_rows = [[name, f"{stage.get('seconds', 0):.1f}", "yes" if stage.get("cached") else "no",
-                   f"`{str(stage.get('key', ''))[:12]}`"] for name, stage in stages.items()]
+    stage_rows = [[name, f"{stage.get('seconds', 0):.1f}", str(stage.get("sittings") or "?"),
+                   "yes" if stage.get("cached") else "no", f"`{str(stage.get('key', ''))[:12]}`"]
+                  for name, stage in stages.items()]
     lines = [f"# Results: {results.get('preset', 'unknown')} preset", "",
              f"* data: {data.get('name', 'unknown')}, {data.get('train', '?')} training and {data.get('test', '?')} "
              f"test images, {data.get('classes', '?')} classes",
@@ -345,7 +346,7 @@ def _header(results: Mapping) -> list[str]:
              f"* wall time: {sum(stage.get('seconds', 0) for stage in stages.values()):.1f} s over {len(stages)} stages",
              *(f"* **caveat**: {caveat}" for caveat in caveats(results)), ""]
     if stage_rows:
-        lines += [_markdown_table(["stage", "seconds", "cached", "key"], stage_rows), ""]
+        lines += [_markdown_table(["stage", "seconds", "sittings", "cached", "key"], stage_rows), ""]
     return lines
 
 

@@ -41,6 +41,7 @@ from .presets import FIGURE3, PRESETS, TABLE1, Preset  # FIGURE3, TABLE1: also r
 from .provenance import git_commit, versions
 from .report import pearson, write_report
 from .stages import CONSTRUCTED, DEPENDS, DISCUSSION, STAGES, accuracy_row, with_dependencies
+from .stopwatch import Stopwatch
 from .throughput import device_kind, estimate, model_key
 from .train import MODEL, TrainConfig, load_checkpoint, load_model, save_checkpoint, train
 
@@ -271,16 +272,15 @@ class Suite:
             self.log(f"{stage}: cached ({folder.name})")
             return self.stage_result(stage)
         folder.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
         self.log(f"{stage}: running ({folder.name})")
-        with policy(precision=self.precision):
+        with Stopwatch(folder / "stopwatch.json") as watch, policy(precision=self.precision):
             if stage in CONSTRUCTED:
                 result = self._construct(stage, folder)
             elif stage in DISCUSSION:
                 result = getattr(discussion_stages, stage)(self, folder)
             else:
                 result = getattr(self, f"_run_{stage}")(folder)
-        result["seconds"] = time.perf_counter() - started
+        result.update(seconds=watch.seconds, sittings=watch.sittings)  # every sitting's time, when resumed after a stop
         self._computed.add(stage)
         if is_main():
             temporary = folder / "result.json.tmp"
@@ -433,7 +433,8 @@ class Suite:
             "precision": self.precision,
             "processes": world()[1],
             "versions": versions(),
-            "stages": {s: {"seconds": stages[s]["seconds"], "key": self.keys[s], "cached": s not in self._computed} for s in stages},
+            "stages": {s: {"seconds": stages[s]["seconds"], "sittings": stages[s].get("sittings"), "key": self.keys[s],
+                           "cached": s not in self._computed} for s in stages},  # sittings: None in runs made before they were counted
             "evaluation": self.preset.evaluation.to_dict(),
             "constructions": {s: stages[s] for s in CONSTRUCTED if s in stages},
             "accuracy": accuracy_rows,

@@ -78,6 +78,7 @@ def test_a_run_killed_mid_construction_resumes_at_its_chunk_and_equals_an_uninte
     assert died.returncode == -9, died.stderr  # SIGKILL: no handler ran
     folder = stage_folder(killed, "D_rand")
     assert not (folder / "data.pt").exists() and (folder / "chunks" / "chunk-00001.pt").is_file()
+    first_sitting = json.loads((folder / "stopwatch.json").read_text())
     save = chunks.save_checkpoint
     monkeypatch.setattr(chunks, "save_checkpoint", lambda path, payload: (saved.append(path.name), save(path, payload)))
     assert main([*command, str(killed)]) == 0
@@ -85,8 +86,11 @@ def test_a_run_killed_mid_construction_resumes_at_its_chunk_and_equals_an_uninte
     built, reference = (load_checkpoint(stage_folder(out, "D_rand") / "data.pt") for out in (killed, whole))
     assert torch.equal(built["images"], reference["images"]) and torch.equal(built["labels"], reference["labels"])
     results = [json.loads((stage_folder(out, "D_rand") / "result.json").read_text()) for out in (killed, whole)]
-    assert [{k: v for k, v in r.items() if k != "seconds"} for r in results] == [
-        {k: v for k, v in results[1].items() if k != "seconds"}] * 2
+    timing = ("seconds", "sittings")
+    assert [{k: v for k, v in r.items() if k not in timing} for r in results] == [
+        {k: v for k, v in results[1].items() if k not in timing}] * 2
+    assert [r["sittings"] for r in results] == [2, 1] and first_sitting["sittings"] == 1
+    assert results[0]["seconds"] >= first_sitting["seconds"] > 0  # the killed sitting's time is counted
     assert not (folder / "chunks").exists()  # data.pt holds every chunk now
 
 
