@@ -41,7 +41,7 @@ class Stopwatch:
 
     def __enter__(self) -> Stopwatch:
         if self._started is not None:
-            raise RuntimeError(f"the stopwatch of {self.path} is already running")
+            raise RuntimeError(f"a Stopwatch times one sitting; make a new one on {self.path} for the next")
         if self.path.is_file():
             recorded = json.loads(self.path.read_text())
             self._before, self.sittings = float(recorded["seconds"]), int(recorded["sittings"])
