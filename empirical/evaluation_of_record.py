@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .distributed import gather_objects, sharded, world
+from .files import write_json
 from .models import evaluating
 
 VERSIONS = ("standard", "plus", "rand", "custom")
@@ -244,10 +245,7 @@ def _load_state(path: Path | None, settings: dict) -> dict:
 def _save_state(path: Path | None, saved: dict) -> None:
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(json.dumps(saved))
-    temporary.replace(path)
+    write_json(path, saved)
 
 
 def _check(model, images, labels, norm, eps, version, attacks, batch_size, seed) -> tuple[str, ...] | None:

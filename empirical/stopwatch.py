@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .distributed import is_main
+from .files import write_json
 
 EVERY = 10.0  # seconds between the file's updates while the work runs
 
@@ -63,9 +64,5 @@ class Stopwatch:
             self._write()
 
     def _write(self) -> None:
-        if not is_main():
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps({"seconds": self.seconds, "sittings": self.sittings}) + "\n")
-        temporary.replace(self.path)
+        if is_main():
+            write_json(self.path, {"seconds": self.seconds, "sittings": self.sittings})

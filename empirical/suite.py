@@ -37,6 +37,7 @@ from . import discussion_report, discussion_stages
 from .device import configure, policy, resolve as resolve_precision
 from .distributed import all_sum, barrier, is_main, setup, world
 from .evaluate import adversarial_examples, evaluate, predict, transfer
+from .files import write_json
 from .presets import FIGURE3, PRESETS, TABLE1, Preset  # FIGURE3, TABLE1: also read from here by their importers
 from .provenance import git_commit, versions
 from .report import pearson, write_report
@@ -256,10 +257,7 @@ class Suite:
     def _write_results(self) -> dict:
         results = self.results()
         if is_main():
-            self.out.mkdir(parents=True, exist_ok=True)
-            temporary = self.out / "results.json.tmp"
-            temporary.write_text(json.dumps(results, indent=1) + "\n")
-            temporary.replace(self.out / "results.json")
+            write_json(self.out / "results.json", results, indent=1)
         return results
 
     def stage_result(self, stage: str) -> dict:
@@ -283,9 +281,7 @@ class Suite:
         result.update(seconds=watch.seconds, sittings=watch.sittings)  # every sitting's time, when resumed after a stop
         self._computed.add(stage)
         if is_main():
-            temporary = folder / "result.json.tmp"
-            temporary.write_text(json.dumps(result, indent=1) + "\n")
-            temporary.replace(folder / "result.json")  # the completion marker, written last
+            write_json(folder / "result.json", result, indent=1)  # the completion marker, written last
         barrier()
         self.log(f"{stage}: done in {result['seconds']:.1f} s")
         return result
@@ -391,7 +387,7 @@ class Suite:
             records[name] = evaluate(model, test.images, test.labels, evaluation, device=self.device,
                                      state=folder / f"{name}.autoattack.json", progress=self.progress)
             if is_main():
-                done.write_text(json.dumps(records[name], indent=1) + "\n")
+                write_json(done, records[name], indent=1)
             barrier()
         return {"models": records}
 
