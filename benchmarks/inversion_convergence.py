@@ -1,13 +1,13 @@
 """How far representation inversion gets, by steps and step schedule: the evidence behind the presets' inversion.
 
 D_R and D_NR (eq. 5-6) minimise ||g(x_r) - g(x)|| by normalised l2 descent; the paper runs 1000
-steps of 0.1. This measures, on the cifar10-cpu preset's own source models (trained into
-``--work`` by the suite, or reused from there), the relative representation distance
+steps of 0.1. This measures, on a preset's own source models (``--preset``, trained into ``--work``
+by the suite, or reused from there: a run's ``--out`` reuses its models), the relative representation distance
 ||g(x_r) - g(x)|| / ||g(x)|| reached on the first ``--images`` training images by constant steps of
 0.1 (the paper's schedule, cut at several step counts) and by steps falling from a larger first
 step to 0 along a cosine. Lower is better converged; the paper's 1000 steps are the reference.
 
-    PYTHONPATH=. python3 benchmarks/inversion_convergence.py [--images 256] [--work results-local/inversion-convergence]
+    PYTHONPATH=. python3 benchmarks/inversion_convergence.py [--images 256] [--preset cifar10-cpu] [--work DIR]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import _common
 
 p = _common.parser(__doc__.split("\n\n")[0], threads=2)
 p.add_argument("--images", type=int, default=256, help="training images inverted per setting")
+p.add_argument("--preset", default="cifar10-cpu", help="the preset whose standard and robust models are inverted")
 p.add_argument("--work", default="results-local/inversion-convergence", help="where the suite trains the source models")
 args = p.parse_args()
 _common.pin_threads(args.threads)
@@ -28,11 +29,11 @@ from empirical.construct import features_dataset  # noqa: E402
 from empirical.suite import PRESETS, Suite  # noqa: E402
 
 torch.set_num_threads(args.threads)
+if args.preset not in PRESETS:
+    p.error(f"--preset must be one of {', '.join(sorted(PRESETS))}, got {args.preset!r}")
 constant = [(steps, 0.1, "constant") for steps in ((5, 10) if args.quick else (50, 100, 200, 400, 1000))]
 falling = [] if args.quick else [(steps, first, "cosine") for steps in (100, 200) for first in (0.5, 1.0)]
-preset = PRESETS["cifar10-cpu"]()
-if args.quick:
-    preset = PRESETS["tiny"]()
+preset = PRESETS["tiny" if args.quick else args.preset]()
 suite = Suite(preset, args.work, device="cpu", progress=False)
 suite.run(["standard", "robust"])
 images = suite.data[0].subset(min(args.images, len(suite.data[0])))

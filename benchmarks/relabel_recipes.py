@@ -42,15 +42,9 @@ import torch  # noqa: E402
 from empirical.construct import relabelled_dataset  # noqa: E402
 from empirical.data import Augment, ImageData, load  # noqa: E402
 from empirical.evaluate import accuracy  # noqa: E402
+from empirical.presets import resnet9_recipe as resnet9  # noqa: E402
 from empirical.stopwatch import Stopwatch  # noqa: E402
 from empirical.train import TrainConfig, load_model, train  # noqa: E402
-
-
-def resnet9(width: int, epochs: int, **changes) -> TrainConfig:
-    """Page's ResNet-9 recipe (SGD, Nesterov, lr 0.4 at batch 512, weight decay 5e-4, a triangle peaking at a
-    fifth of the run, crops and flips), shortened to ``epochs``."""
-    return TrainConfig(model="resnet9", model_options={"width": width}, epochs=epochs, batch_size=512, lr=0.4,
-                       nesterov=True, schedule="triangle", peak=0.2, **changes)
 
 
 FAST32 = TrainConfig(model="fast", model_options={"width": 32}, epochs=10, batch_size=128, lr=0.1, nesterov=True,
