@@ -8,6 +8,9 @@ by the suite, or reused from there: a run's ``--out`` reuses its models), the re
 step to 0 along a cosine. Lower is better converged; the paper's 1000 steps are the reference.
 
     PYTHONPATH=. python3 benchmarks/inversion_convergence.py [--images 256] [--preset cifar10-cpu] [--work DIR]
+        [--constant 50 100 ...] [--cosine 100 200] [--first 0.5 1.0]
+
+Rows go to benchmarks/results/inversion_convergence-<preset>.json.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ import _common
 p = _common.parser(__doc__.split("\n\n")[0], threads=2)
 p.add_argument("--images", type=int, default=256, help="training images inverted per setting")
 p.add_argument("--preset", default="cifar10-cpu", help="the preset whose standard and robust models are inverted")
+p.add_argument("--constant", type=int, nargs="+", default=[50, 100, 200, 400, 1000],
+               help="step counts of the paper's constant steps of 0.1")
+p.add_argument("--cosine", type=int, nargs="+", default=[100, 200], help="step counts of the falling (cosine) schedule")
+p.add_argument("--first", type=float, nargs="+", default=[0.5, 1.0], help="first steps of the falling schedule")
 p.add_argument("--work", default="results-local/inversion-convergence", help="where the suite trains the source models")
 args = p.parse_args()
 _common.pin_threads(args.threads)
@@ -31,8 +38,8 @@ from empirical.suite import PRESETS, Suite  # noqa: E402
 torch.set_num_threads(args.threads)
 if args.preset not in PRESETS:
     p.error(f"--preset must be one of {', '.join(sorted(PRESETS))}, got {args.preset!r}")
-constant = [(steps, 0.1, "constant") for steps in ((5, 10) if args.quick else (50, 100, 200, 400, 1000))]
-falling = [] if args.quick else [(steps, first, "cosine") for steps in (100, 200) for first in (0.5, 1.0)]
+constant = [(steps, 0.1, "constant") for steps in ((5, 10) if args.quick else args.constant)]
+falling = [] if args.quick else [(steps, first, "cosine") for steps in args.cosine for first in args.first]
 preset = PRESETS["tiny" if args.quick else args.preset]()
 suite = Suite(preset, args.work, device="cpu", progress=False)
 suite.run(["standard", "robust"])
@@ -53,4 +60,4 @@ for source, name in (("robust", "D_R"), ("standard", "D_NR")):
 print("\n" + _common.markdown_table(["set", "steps", "first step", "schedule", "relative median", "relative mean", "seconds"],
                                     [[r["set"], r["steps"], r["step_size"], r["schedule"], r["relative_median"],
                                       r["relative_mean"], r["seconds"]] for r in rows]))
-_common.write_results("inversion_convergence", args, {"preset": preset.name, "images": len(images), "rows": rows})
+_common.write_results(f"inversion_convergence-{preset.name}", args, {"preset": preset.name, "images": len(images), "rows": rows})
