@@ -169,6 +169,12 @@ def _cifar_cpu_full() -> Preset:
       44.7% (12-epoch source); 24 epochs of retraining overfit (46.7% against 49.1%, 24-epoch source);
     * adversarial training with 3 PGD steps, for 12 epochs (3 attack passes per batch: about 4x a
       standard epoch).
+
+    Not yet measured at this scale, so provisional: the inversion's steps (100 steps of 0.1 cost about
+    2 hours per set at about 650 image-steps/s; ``benchmarks/inversion_convergence.py --preset
+    cifar10-cpu-full`` on this run's models chooses them), D_det's retraining (the lever table's best,
+    4 augmented copies per step, scores 21.5% at 5.9x the set's cost) and the transfer architectures.
+    The standard model of the run: 89.9% clean, 2,574 s.
     """
     standard = resnet9_recipe(32, 24)
     retrain = resnet9_recipe(32, 12)
