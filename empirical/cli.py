@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         "distillation: the teacher's labels on featureless images; similarity: do D_R/D_NR images look like their "
         "start or their target?), and write results.json, table1.md, figures and "
         "report.md to --out. "
-        "Stages are cached by a hash of their settings and inputs and resumed after interruption. Under "
+        "Stages are cached by a hash of their settings and inputs and resumed after interruption; a run "
+        "folder copied without its constructed sets (data.pt) continues, building each set again where a stage "
+        "reads it and checking it against its recorded digest. Under "
         "'torchrun --nproc_per_node=N -m empirical run ...' the stages run on N processes (DDP training, sharded "
         "construction and evaluation). Presets: "
         + "; ".join(f"{name}: {make().description}" for name, make in SUITE_PRESETS.items()))

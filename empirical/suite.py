@@ -10,7 +10,11 @@ experiments (``leakage``, ``non_transferable``, ``distillation``, ``similarity``
 :mod:`empirical.discussion` and :mod:`empirical.discussion_stages`) and ``report``. Every stage is
 stored under ``out/stages/<stage>-<key>/`` where the key hashes its settings and the keys of the
 stages it reads, so a stage is skipped when its folder is complete, recomputed when anything it
-depends on changes, and resumed from its checkpoints when it was interrupted. The stages' names and
+depends on changes, and resumed from its checkpoints when it was interrupted. A run longer than one
+sitting on one machine travels as its small files (git ignores the rest under ``results/``): the
+trained models, results and records, without the constructed sets' data.pt (614 MB each at 50,000
+CIFAR images), training checkpoints and construction chunks; a stage that reads a set whose data.pt
+is missing builds it again and checks it against the digest its stage recorded. The stages' names and
 what each reads live in :mod:`empirical.stages`, every setting of a run in a preset
 (:mod:`empirical.presets`).
 
@@ -27,6 +31,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -44,8 +49,9 @@ from .report import pearson, write_report
 from .stages import CONSTRUCTED, DEPENDS, DISCUSSION, STAGES, accuracy_row, with_dependencies
 from .stopwatch import Stopwatch
 from .throughput import device_kind, estimate, model_key
-from .train import MODEL, TrainConfig, load_checkpoint, load_model, save_checkpoint, train
+from .train import MODEL, TrainConfig, finished, load_checkpoint, load_model, save_checkpoint, train
 
+DATA, SAMPLES = "data.pt", "samples.pt"  # a constructed set, and its first 8 images for the report
 MODELS = ("D", "D (adversarial)", *CONSTRUCTED)  # the models the evaluate stage measures, by their training set
 # The evaluation's cost depends on how many images survive each attack, unknown before the run. The plan
 # assumes the share below for the models meant to be robust and none for the others (the paper's finding),
@@ -318,15 +324,20 @@ class Suite:
             raise ValueError(f"preset {preset.name!r} has changed since the run in {out}: its stages cannot be reused")
         return cls(preset, out, precision=recorded.get("precision", "fp32"), **options)  # runs before bf16 on CPUs: fp32
 
-    def train_and_measure(self, config: TrainConfig, data: ImageData, folder: Path, *, relabelled: bool = False) -> dict:
+    def train_and_measure(self, config: TrainConfig, data: ImageData | Callable[[], ImageData], folder: Path, *,
+                          relabelled: bool = False) -> dict:
         """Train, then clean accuracy on the original test set (with ``relabelled``, also how often the
-        model names y + 1: D_det pairs class y's robust features with y + 1)."""
-        model = train(config, data, out=folder / "train", device=self.device, progress=self.progress).model
+        model names y + 1: D_det pairs class y's robust features with y + 1). ``data``: the training
+        set, or a function that gives it, called only where the training has not finished."""
+        done = finished(folder / "train", config, self.device)
+        if done is None:
+            done = train(config, data() if callable(data) else data, out=folder / "train", device=self.device,
+                         progress=self.progress)
         test = self.data[1]
-        predictions = predict(model, test.images, device=self.device)
+        predictions = predict(done.model, test.images, device=self.device)
         result = {"clean": float((predictions == test.labels).float().mean())}
         if relabelled:
-            shifted = (test.labels + 1) % data.num_classes
+            shifted = (test.labels + 1) % test.num_classes
             result["follows_relabelling"] = float((predictions == shifted).float().mean())
         return result
 
@@ -337,8 +348,20 @@ class Suite:
         return {"training": "adversarial", **self.train_and_measure(self.preset.robust, self.data[0], folder)}
 
     def _construct(self, stage: str, folder: Path) -> dict:
-        source = "robust" if stage == "D_R" else "standard"
-        model = self.model(source)
+        constructed, stats = self._build(stage, folder)
+        if is_main():
+            save_checkpoint(folder / SAMPLES, {"images": constructed.images[:8].cpu()})  # the report's, without data.pt
+        stats["digest"] = constructed.digest()  # what a rebuilt set must equal
+        if self.preset.data == "planted":  # the ground truth: which planted part speaks for the new labels
+            features = planted_features(**self.preset.data_options)
+            stats["planted"] = {"constructed": features.agreement(constructed.images, constructed.labels),
+                                "original": features.agreement(self.data[0].images, constructed.labels)}
+        return {"source": "robust" if stage == "D_R" else "standard", **stats}
+
+    def _build(self, stage: str, folder: Path) -> tuple[ImageData, dict]:
+        """Construct ``stage``'s set from its source model, resuming from ``folder/chunks``, and save it to
+        ``folder/data.pt``; the set and its construction's statistics."""
+        model = self.model("robust" if stage == "D_R" else "standard")
         chunks = folder / "chunks"  # each finished chunk of the construction: a killed run resumes there
         if stage in ("D_R", "D_NR"):
             constructed, stats = features_dataset(model, self.data[0], name=stage, checkpoint=chunks, device=self.device,
@@ -347,28 +370,45 @@ class Suite:
             constructed, stats = relabelled_dataset(model, self.data[0], mode=stage[2:], checkpoint=chunks,
                                                     device=self.device, progress=self.progress, **self.preset.relabel)
         if is_main():
-            save_checkpoint(folder / "data.pt", {"images": constructed.images, "labels": constructed.labels,
-                                                 "classes": list(constructed.classes), "name": constructed.name,
-                                                 "source": constructed.source})
+            save_checkpoint(folder / DATA, {"images": constructed.images, "labels": constructed.labels,
+                                            "classes": list(constructed.classes), "name": constructed.name,
+                                            "source": constructed.source})
             shutil.rmtree(chunks)  # data.pt holds them all now
+        barrier()
         self._constructed[stage] = constructed
-        if self.preset.data == "planted":  # the ground truth: which planted part speaks for the new labels
-            features = planted_features(**self.preset.data_options)
-            stats["planted"] = {"constructed": features.agreement(constructed.images, constructed.labels),
-                                "original": features.agreement(self.data[0].images, constructed.labels)}
-        return {"source": source, **stats}
+        return constructed, stats
 
     def constructed(self, stage: str) -> ImageData:
         """A constructed training set: the one this object built or loaded before, else from its stage folder
-        (read and checked once: at 50,000 CIFAR images a set is 614 MB)."""
+        (read and checked once: at 50,000 CIFAR images a set is 614 MB), else, where the folder was carried
+        without its data.pt, built again and checked against the digest its stage recorded."""
         if stage not in self._constructed:
-            saved = load_checkpoint(self.folder(stage) / "data.pt")
-            self._constructed[stage] = ImageData(saved["images"], saved["labels"], tuple(saved["classes"]), saved["name"],
-                                                 saved["source"])
+            path = self.folder(stage) / DATA
+            if path.is_file():
+                saved = load_checkpoint(path)
+                self._constructed[stage] = ImageData(saved["images"], saved["labels"], tuple(saved["classes"]),
+                                                     saved["name"], saved["source"])
+            else:
+                self._rebuild(stage)
         return self._constructed[stage]
 
+    def _rebuild(self, stage: str) -> None:
+        folder, recorded = self.folder(stage), self.stage_result(stage).get("digest")
+        if recorded is None:
+            raise FileNotFoundError(f"{folder / DATA} is missing and {stage} recorded no digest to check a rebuilt set "
+                                    f"against: delete {folder} to construct it again (and rerun what reads it)")
+        self.log(f"{stage}: building its set again ({DATA} is not in {folder.name}), to match digest {recorded[:16]}")
+        with policy(precision=self.precision):
+            rebuilt = self._build(stage, folder)[0].digest()
+        if rebuilt != recorded:
+            del self._constructed[stage]
+            (folder / DATA).unlink(missing_ok=True)  # never read in its place
+            raise ValueError(f"{stage} built again differs from the set its dependants were made from (digest {rebuilt} "
+                             f"!= recorded {recorded}): the source model, code or machine differs; delete {folder} "
+                             "to construct it again and rerun what reads it")
+
     def _run_retrain(self, folder: Path) -> dict:
-        return {name: {"training": "standard", **self.train_and_measure(self.preset.retrain[name], self.constructed(name),
+        return {name: {"training": "standard", **self.train_and_measure(self.preset.retrain[name], partial(self.constructed, name),
                                                                          folder / name, relabelled=name == "D_det")}
                 for name in CONSTRUCTED}
 
@@ -444,7 +484,8 @@ class Suite:
         samples = {"D": self.data[0].images[:8]}
         for stage in CONSTRUCTED:
             if self.done(stage):
-                samples[stage] = self.constructed(stage).images[:8]
+                saved = self.folder(stage) / SAMPLES
+                samples[stage] = load_checkpoint(saved)["images"] if saved.is_file() else self.constructed(stage).images[:8]
         return samples
 
 

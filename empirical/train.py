@@ -46,6 +46,7 @@ from .data import Augment, Batches, ImageData
 from .device import autocast as device_autocast, configure, layout, precision as device_precision
 from .distributed import all_sum, barrier, is_main, process_seed, shard, world
 from .evaluate import accuracy
+from .files import write_json
 from .models import build, fit_whitening
 
 SCHEDULES = ("step", "cosine", "triangle", "constant")
@@ -154,7 +155,9 @@ def train(
     With ``out``, a checkpoint is written every ``checkpoint_seconds``, at every epoch's end, and
     when the run is interrupted (Ctrl-C or SIGTERM stop it at the next batch boundary, save, and
     raise KeyboardInterrupt); the finished model goes to ``out/model.pt`` and the history to
-    ``out/history.json``. A checkpoint made with a different config is refused, not overwritten.
+    ``out/history.json``. A checkpoint made with a different config is refused, not overwritten. A
+    finished model in ``out`` of this config and precision is returned as it is, also where the
+    checkpoint is gone (a run's folder carried without its large files: see :mod:`empirical.suite`).
     ``test``: evaluated (clean accuracy) after each epoch. ``on_batch(epoch, batch)`` is called
     after each optimiser step.
     """
@@ -165,6 +168,9 @@ def train(
     device = configure(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cuda = device.type == "cuda"
     out = None if out is None else Path(out)
+    done = None if out is None else finished(out, config, device)
+    if done is not None:
+        return done
     data = data.to(device)
     build_arguments = _build_arguments(config, data)
     torch.manual_seed(config.seed)
@@ -180,13 +186,7 @@ def train(
     state = {"epoch": 0, "batch": 0, "history": [], "seconds": 0.0, "totals": [0.0, 0.0, 0.0]}
     precision = device_precision(device)
     if out is not None and (out / CHECKPOINT).exists():
-        saved = load_checkpoint(out / CHECKPOINT)
-        if saved["config"] != config.to_dict():
-            raise ValueError(f"{out / CHECKPOINT} was made with a different config; differing fields: "
-                             f"{_differences(saved['config'], config.to_dict())}. Use another out folder.")
-        if saved.get("precision", "fp32") != precision:
-            raise ValueError(f"{out / CHECKPOINT} was made in {saved.get('precision', 'fp32')}, this run is {precision}: "
-                             "resume it in that precision (--precision) or use another out folder")
+        saved = _saved(out / CHECKPOINT, config, precision)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
@@ -255,17 +255,43 @@ def train(
             last_save = time.perf_counter()
     seconds = time.perf_counter() - started
     model.eval()
-    if out is not None and is_main():
+    if out is not None and is_main():  # the history first: model.pt marks a finished training
+        write_json(out / HISTORY, {"config": config.to_dict(), "data": data.name, "device": str(device), "precision": precision,
+                                   "processes": processes, "seconds": seconds, "history": state["history"]}, indent=1)
         save_checkpoint(out / MODEL, {"config": config.to_dict(), "build": build_arguments, "model": model.state_dict(),
                                       "precision": precision})
-        (out / "history.json").write_text(json.dumps({"config": config.to_dict(), "data": data.name, "device": str(device),
-                                                      "precision": precision, "processes": processes, "seconds": seconds,
-                                                      "history": state["history"]}, indent=1) + "\n")
     barrier()  # the files exist for every process
     return TrainResult(model, config, state["history"], seconds)
 
 
-CHECKPOINT, MODEL = "checkpoint.pt", "model.pt"
+CHECKPOINT, MODEL, HISTORY = "checkpoint.pt", "model.pt", "history.json"
+
+
+def finished(out: str | Path, config: TrainConfig, device: torch.device | str | None = None) -> TrainResult | None:
+    """The training of ``config`` that :func:`train` finished in ``out``, on ``device`` (its precision),
+    or None where there is none; a finished training of another config or precision is refused, as
+    a checkpoint is."""
+    out, device = Path(out), configure(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    precision = device_precision(device)
+    if not (out / MODEL).is_file() or not (out / HISTORY).is_file():
+        return None
+    saved = _saved(out / MODEL, config, precision)
+    model = build(**saved["build"])
+    model.load_state_dict(saved["model"])
+    history = json.loads((out / HISTORY).read_text())
+    return TrainResult(model.to(device).eval(), config, history["history"], history["seconds"])
+
+
+def _saved(path: Path, config: TrainConfig, precision: str) -> dict:
+    """The checkpoint or model at ``path``, refused where another config or precision made it."""
+    saved = load_checkpoint(path)
+    if saved["config"] != config.to_dict():
+        raise ValueError(f"{path} was made with a different config; differing fields: "
+                         f"{_differences(saved['config'], config.to_dict())}. Use another out folder.")
+    if saved.get("precision", "fp32") != precision:
+        raise ValueError(f"{path} was made in {saved.get('precision', 'fp32')}, this run is {precision}: "
+                         "resume it in that precision (--precision) or use another out folder")
+    return saved
 
 
 def _build_arguments(config: TrainConfig, data: ImageData) -> dict:

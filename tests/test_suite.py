@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,6 +44,54 @@ def test_an_interrupted_run_continues_from_the_stages_it_finished_and_reproduces
     assert resumed["accuracy"] == uninterrupted["accuracy"]
     for part in ("constructions", "transfer"):
         assert _without_seconds(resumed[part]) == _without_seconds(uninterrupted[part]), part
+
+
+def _carry(run: Path, to: Path) -> None:
+    """Copy the files of ``run`` that git would commit were it a folder under results/ (the project's .gitignore)."""
+    files = [path.relative_to(run).as_posix() for path in sorted(run.rglob("*")) if path.is_file()]
+    asked = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], input="\n".join(f"results/run/{f}" for f in files),
+                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    if asked.returncode not in (0, 1):  # 1: none ignored
+        pytest.skip(f"git check-ignore is unavailable: {asked.stderr.strip()}")
+    ignored = {line.removeprefix("results/run/") for line in asked.stdout.splitlines()}
+    assert any(f.endswith("/data.pt") for f in ignored) and any(f.endswith("/checkpoint.pt") for f in ignored)
+    for name in set(files) - ignored:
+        (to / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run / name, to / name)
+
+
+def test_a_run_committed_without_its_large_files_continues_and_builds_a_set_again_to_its_digest(tmp_path):
+    """A run folder under results/ is committed without the constructed sets, training checkpoints and chunks
+    (.gitignore): run again from it, every stage is cached with the same numbers; a training left to do builds
+    its set again, equal to the digest its stage recorded, and no finished model is trained again."""
+    first = Suite(PRESETS["tiny"](), tmp_path / "run", progress=False).run()
+    _carry(tmp_path / "run", tmp_path / "carried")
+    lines = []
+    again = Suite(PRESETS["tiny"](), tmp_path / "carried", progress=False, log=lines.append).run()
+    assert all(stage["cached"] for stage in again["stages"].values()) and again["accuracy"] == first["accuracy"]
+    assert not any("building its set again" in line for line in lines)  # the report's samples are kept
+    suite = Suite(PRESETS["tiny"](), tmp_path / "carried", progress=False, log=lines.append)
+    (suite.folder("retrain") / "result.json").unlink()  # as if stopped while retraining on D_det
+    shutil.rmtree(suite.folder("retrain") / "D_det")
+    others = sorted(suite.folder("retrain").rglob("model.pt"))
+    saved = [path.stat().st_mtime_ns for path in others]
+    retrained = suite.run(["retrain"])
+    assert [line.split(":")[0] for line in lines if "building its set again" in line] == ["D_det"]
+    assert retrained["accuracy"] == first["accuracy"]
+    assert suite.constructed("D_det").digest() == first["constructions"]["D_det"]["digest"]
+    assert len(others) == len(CONSTRUCTED) - 1 and [path.stat().st_mtime_ns for path in others] == saved  # none trained again
+
+
+def test_a_set_built_again_that_differs_from_its_record_is_refused(tmp_path):
+    suite = Suite(PRESETS["tiny"](), tmp_path, progress=False)
+    suite.run(["D_rand"])
+    record = suite.folder("D_rand") / "result.json"
+    recorded = json.loads(record.read_text())
+    record.write_text(json.dumps({**recorded, "digest": "0" * 64}))
+    (suite.folder("D_rand") / "data.pt").unlink()
+    with pytest.raises(ValueError, match="D_rand built again differs .* != recorded 0000"):
+        Suite(PRESETS["tiny"](), tmp_path, progress=False).constructed("D_rand")
+    assert not (suite.folder("D_rand") / "data.pt").exists()  # never read in its place
 
 
 def _without_seconds(value):

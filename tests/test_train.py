@@ -104,6 +104,19 @@ def _resumes_to_the_same_result(small, tmp_path, config):
     torch.testing.assert_close(model(x), resumed.model(x), rtol=0, atol=0)
 
 
+def test_a_finished_training_is_returned_as_it_is_also_without_its_checkpoint(small, tmp_path):
+    """A run folder carried without its checkpoints (empirical.suite) keeps its finished models: none is trained again."""
+    first = train(TINY, small, out=tmp_path, progress=False)
+    (tmp_path / CHECKPOINT).unlink()
+
+    def no_step(epoch, batch):
+        raise AssertionError(f"trained again: epoch {epoch}, batch {batch}")
+
+    again = train(TINY, small, out=tmp_path, progress=False, on_batch=no_step)
+    assert again.history == first.history and again.seconds == first.seconds and not again.model.training
+    torch.testing.assert_close(again.model(small.images[:8]), first.model.eval()(small.images[:8]), rtol=0, atol=0)
+
+
 def test_a_checkpoint_of_another_config_is_refused(small, tmp_path):
     train(replace(TINY, epochs=1), small, out=tmp_path, progress=False)
     with pytest.raises(ValueError, match="epochs"):

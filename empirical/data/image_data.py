@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -74,6 +75,13 @@ class ImageData:
     @property
     def device(self) -> torch.device:
         return self.images.device
+
+    def digest(self) -> str:
+        """The sha256 (hex) of the images' float32 bytes and the labels' int64 bytes: equal sets, equal digests."""
+        hashed = hashlib.sha256()
+        for tensor in (self.images, self.labels):
+            hashed.update(tensor.detach().cpu().contiguous().numpy())  # its buffer: no copy
+        return hashed.hexdigest()
 
     def to(self, device: torch.device | str) -> ImageData:
         """The same data on ``device`` (source_indices stay on the CPU)."""
