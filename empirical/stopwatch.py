@@ -24,13 +24,16 @@ EVERY = 10.0  # seconds between the file's updates while the work runs
 
 class Stopwatch:
     """``with Stopwatch(path) as watch: ...``: ``watch.seconds`` is the time spent inside this block
-    plus that of every earlier block on the same ``path`` (its ``sittings``, this one included)."""
+    plus that of every earlier block on the same ``path``; ``sittings`` counts them, this one included,
+    except a block that ``continues`` the sitting of the one before it (the same process came back to
+    the work)."""
 
-    def __init__(self, path: str | Path, *, every: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, path: str | Path, *, every: float | None = None, continues: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         every = EVERY if every is None else every
         if isinstance(every, bool) or not isinstance(every, (int, float)) or not every > 0:
             raise ValueError(f"every must be a positive number of seconds, got {every!r}")
-        self.path, self.every, self.clock = Path(path), float(every), clock
+        self.path, self.every, self.clock, self.continues = Path(path), float(every), clock, bool(continues)
         self.sittings, self._before, self._started, self._stopped = 0, 0.0, None, None
         self._stop, self._thread = threading.Event(), None
 
@@ -46,7 +49,7 @@ class Stopwatch:
         if self.path.is_file():
             recorded = json.loads(self.path.read_text())
             self._before, self.sittings = float(recorded["seconds"]), int(recorded["sittings"])
-        self.sittings += 1
+        self.sittings += 0 if self.continues and self.sittings else 1
         self._started = self.clock()
         self._write()
         self._thread = threading.Thread(target=self._tick, daemon=True, name=f"stopwatch {self.path}")

@@ -14,7 +14,10 @@ depends on changes, and resumed from its checkpoints when it was interrupted. A 
 sitting on one machine travels as its small files (git ignores the rest under ``results/``): the
 trained models, results and records, without the constructed sets' data.pt (614 MB each at 50,000
 CIFAR images), training checkpoints and construction chunks; a stage that reads a set whose data.pt
-is missing builds it again and checks it against the digest its stage recorded. The stages' names and
+is missing builds it again and checks it against the digest its stage recorded; and a run that
+includes the retrain stage retrains on each set right after building it (the retrain stage's work,
+timed as part of it), so a sitting that ends between stages leaves models, not sets to build again.
+The stages' names and
 what each reads live in :mod:`empirical.stages`, every setting of a run in a preset
 (:mod:`empirical.presets`).
 
@@ -29,7 +32,8 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
@@ -111,6 +115,7 @@ class Suite:
         self._data: tuple[ImageData, ImageData] | None = None
         self._computed: set[str] = set()  # the stages this object ran rather than found cached
         self._skipped: dict[str, str] = {}  # stage -> why the last run left it out
+        self._timed: set[str] = set()  # the stages this object has timed (empirical.stopwatch: one sitting each)
         self._constructed: dict[str, ImageData] = {}  # the constructed sets in memory, by stage
 
     def folder(self, stage: str) -> Path:
@@ -234,6 +239,8 @@ class Suite:
                 self.log(f"{stage}: skipped ({reason})")
                 continue
             self._stage(stage)
+            if stage in CONSTRUCTED and "retrain" in wanted and ends is None and not self.done("retrain"):
+                self._retrain(stage)  # now, while the set is in memory: a sitting that ends before the retrain stage keeps it
             self._write_results()
         results = self._write_results()
         if is_main() and "report" in wanted:
@@ -277,7 +284,7 @@ class Suite:
             return self.stage_result(stage)
         folder.mkdir(parents=True, exist_ok=True)
         self.log(f"{stage}: running ({folder.name})")
-        with Stopwatch(folder / "stopwatch.json") as watch, policy(precision=self.precision):
+        with self._timing(stage) as watch:
             if stage in CONSTRUCTED:
                 result = self._construct(stage, folder)
             elif stage in DISCUSSION:
@@ -291,6 +298,16 @@ class Suite:
         barrier()
         self.log(f"{stage}: done in {result['seconds']:.1f} s")
         return result
+
+    @contextmanager
+    def _timing(self, stage: str) -> Iterator[Stopwatch]:
+        """Work on ``stage`` in the run's precision, timed into its folder's stopwatch: one sitting per
+        process, however often this object comes back to the stage."""
+        folder = self.folder(stage)
+        folder.mkdir(parents=True, exist_ok=True)
+        with Stopwatch(folder / "stopwatch.json", continues=stage in self._timed) as watch, policy(precision=self.precision):
+            self._timed.add(stage)
+            yield watch
 
     # --- stages ---------------------------------------------------------------------------------
 
@@ -408,9 +425,19 @@ class Suite:
                              "to construct it again and rerun what reads it")
 
     def _run_retrain(self, folder: Path) -> dict:
-        return {name: {"training": "standard", **self.train_and_measure(self.preset.retrain[name], partial(self.constructed, name),
-                                                                         folder / name, relabelled=name == "D_det")}
-                for name in CONSTRUCTED}
+        return {name: self._retrained(name) for name in CONSTRUCTED}
+
+    def _retrained(self, name: str) -> dict:
+        """The retrain stage's training on constructed set ``name`` (trained unless finished) and its accuracy."""
+        return {"training": "standard", **self.train_and_measure(self.preset.retrain[name], partial(self.constructed, name),
+                                                                 self.folder("retrain") / name, relabelled=name == "D_det")}
+
+    def _retrain(self, name: str) -> None:
+        """The retrain stage's training on ``name`` ahead of the stage, timed as part of it."""
+        if finished(self.folder("retrain") / name / "train", self.preset.retrain[name], self.device) is None:
+            self.log(f"retrain: {name}, while its set is at hand")
+            with self._timing("retrain"):
+                self._retrained(name)
 
     def _run_evaluate(self, folder: Path) -> dict:
         """Every model's robustness on the original test set; each model's record is kept as it finishes

@@ -19,6 +19,14 @@ class FakeClock:
         return self.now
 
 
+def test_a_block_that_continues_a_sitting_adds_its_seconds_but_no_sitting(tmp_path):
+    clock, path = FakeClock(), tmp_path / "stopwatch.json"
+    for seconds, continues in ((3.0, True), (4.0, True), (5.0, False)):  # the first block always begins a sitting
+        with Stopwatch(path, clock=clock, continues=continues):
+            clock.now += seconds
+    assert json.loads(path.read_text()) == {"seconds": 12.0, "sittings": 2}
+
+
 def test_the_seconds_of_a_resumed_piece_of_work_add_up_over_its_sittings(tmp_path):
     clock, path = FakeClock(), tmp_path / "stopwatch.json"
     with Stopwatch(path, clock=clock) as watch:

@@ -82,6 +82,30 @@ def test_a_run_committed_without_its_large_files_continues_and_builds_a_set_agai
     assert len(others) == len(CONSTRUCTED) - 1 and [path.stat().st_mtime_ns for path in others] == saved  # none trained again
 
 
+def test_each_set_is_retrained_once_built_so_a_sitting_that_ends_keeps_those_models(tmp_path, monkeypatch):
+    """A sitting that ends while D_det is built has already retrained on D_R, D_NR and D_rand; the next one
+    trains only on D_det, and the run equals an uninterrupted one, its retrain stage timed over both sittings."""
+    build = Suite._build
+
+    def ends_at_d_det(self, stage, folder):
+        if stage == "D_det":
+            raise KeyboardInterrupt("the sitting ends")
+        return build(self, stage, folder)
+
+    monkeypatch.setattr(Suite, "_build", ends_at_d_det)
+    suite = Suite(PRESETS["tiny"](), tmp_path / "resumed", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        suite.run(["retrain"])
+    assert sorted(path.parts[-3] for path in suite.folder("retrain").rglob("model.pt")) == ["D_NR", "D_R", "D_rand"]
+    monkeypatch.undo()
+    lines = []
+    resumed = Suite(PRESETS["tiny"](), tmp_path / "resumed", progress=False, log=lines.append).run(["retrain"])
+    assert [line for line in lines if line.startswith("retrain: D")] == ["retrain: D_det, while its set is at hand"]
+    assert resumed["stages"]["retrain"]["sittings"] == 2
+    uninterrupted = Suite(PRESETS["tiny"](), tmp_path / "uninterrupted", progress=False).run(["retrain"])
+    assert resumed["accuracy"] == uninterrupted["accuracy"] and uninterrupted["stages"]["retrain"]["sittings"] == 1
+
+
 def test_a_set_built_again_that_differs_from_its_record_is_refused(tmp_path):
     suite = Suite(PRESETS["tiny"](), tmp_path, progress=False)
     suite.run(["D_rand"])
