@@ -214,7 +214,8 @@ class Suite:
 
     def run(self, stages=STAGES, *, deadline: float | None = None) -> dict:
         """Run the named stages and what they need, skipping completed ones; write results.json (after
-        every stage, so an interrupted run leaves what it finished) and the report.
+        every stage, so an interrupted run leaves what it finished) and the report. Where the retrain
+        stage is wanted, each constructed set is retrained right after it is built (not under a deadline).
 
         ``deadline``: seconds from now. A stage starts only while the time left covers its estimated
         seconds on this device (:meth:`plan`; zero where the throughput table has no row), and not
