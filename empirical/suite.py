@@ -121,6 +121,12 @@ class Suite:
     def folder(self, stage: str) -> Path:
         return self.out / "stages" / f"{stage}-{self.keys[stage]}"
 
+    def retraining(self, name: str) -> Path:
+        """Where the retrain stage trains on constructed set ``name``: keyed by that set and its own
+        training settings, so a change to one set's retraining leaves the other sets' models reusable."""
+        text = json.dumps([name, self.keys[name], _plain(self.preset.retrain[name])], sort_keys=True)
+        return self.out / "stages" / f"retrain-{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
     def done(self, stage: str) -> bool:
         return (self.folder(stage) / "result.json").is_file()
 
@@ -315,7 +321,7 @@ class Suite:
     def model(self, name: str) -> torch.nn.Module:
         """A trained model: a source stage's ("standard", "robust"), or one by its training set (:data:`MODELS`)."""
         stage = {"D": "standard", "D (adversarial)": "robust"}.get(name, name)
-        folder = self.folder(stage) / "train" if stage in ("standard", "robust") else self.folder("retrain") / stage / "train"
+        folder = self.folder(stage) / "train" if stage in ("standard", "robust") else self.retraining(stage) / "train"
         if not (folder / MODEL).is_file():
             raise FileNotFoundError(f"model {name!r} is not trained in {self.out}: run its stage first")
         return load_model(folder / MODEL, self.device)[0]
@@ -431,11 +437,11 @@ class Suite:
     def _retrained(self, name: str) -> dict:
         """The retrain stage's training on constructed set ``name`` (trained unless finished) and its accuracy."""
         return {"training": "standard", **self.train_and_measure(self.preset.retrain[name], partial(self.constructed, name),
-                                                                 self.folder("retrain") / name, relabelled=name == "D_det")}
+                                                                 self.retraining(name), relabelled=name == "D_det")}
 
     def _retrain(self, name: str) -> None:
         """The retrain stage's training on ``name`` ahead of the stage, timed as part of it."""
-        if finished(self.folder("retrain") / name / "train", self.preset.retrain[name], self.device) is None:
+        if finished(self.retraining(name) / "train", self.preset.retrain[name], self.device) is None:
             self.log(f"retrain: {name}, while its set is at hand")
             with self._timing("retrain"):
                 self._retrained(name)

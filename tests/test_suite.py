@@ -72,8 +72,8 @@ def test_a_run_committed_without_its_large_files_continues_and_builds_a_set_agai
     assert not any("building its set again" in line for line in lines)  # the report's samples are kept
     suite = Suite(PRESETS["tiny"](), tmp_path / "carried", progress=False, log=lines.append)
     (suite.folder("retrain") / "result.json").unlink()  # as if stopped while retraining on D_det
-    shutil.rmtree(suite.folder("retrain") / "D_det")
-    others = sorted(suite.folder("retrain").rglob("model.pt"))
+    shutil.rmtree(suite.retraining("D_det"))
+    others = sorted(path for name in CONSTRUCTED for path in suite.retraining(name).rglob("model.pt"))
     saved = [path.stat().st_mtime_ns for path in others]
     retrained = suite.run(["retrain"])
     assert [line.split(":")[0] for line in lines if "building its set again" in line] == ["D_det"]
@@ -96,7 +96,7 @@ def test_each_set_is_retrained_once_built_so_a_sitting_that_ends_keeps_those_mod
     suite = Suite(PRESETS["tiny"](), tmp_path / "resumed", progress=False)
     with pytest.raises(KeyboardInterrupt):
         suite.run(["retrain"])
-    assert sorted(path.parts[-3] for path in suite.folder("retrain").rglob("model.pt")) == ["D_NR", "D_R", "D_rand"]
+    assert [name for name in CONSTRUCTED if (suite.retraining(name) / "train" / "model.pt").is_file()] == ["D_R", "D_NR", "D_rand"]
     monkeypatch.undo()
     lines = []
     resumed = Suite(PRESETS["tiny"](), tmp_path / "resumed", progress=False, log=lines.append).run(["retrain"])
@@ -104,6 +104,26 @@ def test_each_set_is_retrained_once_built_so_a_sitting_that_ends_keeps_those_mod
     assert resumed["stages"]["retrain"]["sittings"] == 2
     uninterrupted = Suite(PRESETS["tiny"](), tmp_path / "uninterrupted", progress=False).run(["retrain"])
     assert resumed["accuracy"] == uninterrupted["accuracy"] and uninterrupted["stages"]["retrain"]["sittings"] == 1
+
+
+def test_a_change_to_one_sets_retraining_trains_only_that_set_again(tmp_path):
+    """The retrain stage's trainings are keyed per set (its construction and its own settings): a new
+    D_rand recipe reruns the stage but trains only on D_rand; the other models are reused untouched."""
+    preset = PRESETS["tiny"]()
+    suite = Suite(preset, tmp_path, progress=False)
+    first = suite.run(["retrain"])
+    models = {name: suite.retraining(name) / "train" / "model.pt" for name in CONSTRUCTED}
+    saved = {name: path.stat().st_mtime_ns for name, path in models.items()}
+    changed = replace(preset, retrain={**preset.retrain, "D_rand": replace(preset.retrain["D_rand"], lr=preset.retrain["D_rand"].lr / 2)})
+    lines = []
+    again = Suite(changed, tmp_path, progress=False, log=lines.append)
+    second = again.run(["retrain"])
+    assert again.folder("retrain") != suite.folder("retrain") and not second["stages"]["retrain"]["cached"]
+    assert again.retraining("D_rand") != suite.retraining("D_rand")
+    assert [line for line in lines if line.startswith("retrain: D")] == ["retrain: D_rand, while its set is at hand"]
+    assert all(models[name].stat().st_mtime_ns == saved[name] for name in CONSTRUCTED)
+    assert {name: second["accuracy"][name] for name in ("D_R", "D_NR", "D_det")} == \
+        {name: first["accuracy"][name] for name in ("D_R", "D_NR", "D_det")}
 
 
 def test_a_set_built_again_that_differs_from_its_record_is_refused(tmp_path):
