@@ -374,7 +374,8 @@ class Suite:
     def _construct(self, stage: str, folder: Path) -> dict:
         constructed, stats = self._build(stage, folder)
         if is_main():
-            save_checkpoint(folder / SAMPLES, {"images": constructed.images[:8].cpu()})  # the report's, without data.pt
+            # the report's images, kept without data.pt; cloned, since a saved view carries the whole set's storage
+            save_checkpoint(folder / SAMPLES, {"images": constructed.images[:8].cpu().clone()})
         stats["digest"] = constructed.digest()  # what a rebuilt set must equal
         if self.preset.data == "planted":  # the ground truth: which planted part speaks for the new labels
             features = planted_features(**self.preset.data_options)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from empirical.cli import main
-from empirical.suite import CONSTRUCTED, FIGURE3, PRESETS, STAGES, TABLE1, Suite, stage_keys
+from empirical.suite import CONSTRUCTED, FIGURE3, PRESETS, SAMPLES, STAGES, TABLE1, Suite, stage_keys
+from empirical.train import load_checkpoint
 
 
 def test_a_run_writes_every_output_and_a_second_run_is_all_cached(tmp_path):
@@ -65,6 +66,9 @@ def test_a_run_committed_without_its_large_files_continues_and_builds_a_set_agai
     (.gitignore): run again from it, every stage is cached with the same numbers; a training left to do builds
     its set again, equal to the digest its stage recorded, and no finished model is trained again."""
     first = Suite(PRESETS["tiny"](), tmp_path / "run", progress=False).run()
+    for stage in CONSTRUCTED:  # what is carried of a set is the report's 8 images, not the storage they were cut from
+        samples = load_checkpoint(Suite(PRESETS["tiny"](), tmp_path / "run").folder(stage) / SAMPLES)["images"]
+        assert len(samples) == 8 and samples.untyped_storage().nbytes() == samples.numel() * samples.element_size()
     _carry(tmp_path / "run", tmp_path / "carried")
     lines = []
     again = Suite(PRESETS["tiny"](), tmp_path / "carried", progress=False, log=lines.append).run()
