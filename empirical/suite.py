@@ -352,14 +352,15 @@ class Suite:
                           relabelled: bool = False) -> dict:
         """Train, then clean accuracy on the original test set (with ``relabelled``, also how often the
         model names y + 1: D_det pairs class y's robust features with y + 1). ``data``: the training
-        set, or a function that gives it, called only where the training has not finished."""
+        set, or a function that gives it, called only where the training has not finished. The result
+        keeps the training's own seconds (every sitting's), also where a finished training is reused."""
         done = finished(folder / "train", config, self.device)
         if done is None:
             done = train(config, data() if callable(data) else data, out=folder / "train", device=self.device,
                          progress=self.progress)
         test = self.data[1]
         predictions = predict(done.model, test.images, device=self.device)
-        result = {"clean": float((predictions == test.labels).float().mean())}
+        result = {"clean": float((predictions == test.labels).float().mean()), "training_seconds": done.seconds}
         if relabelled:
             shifted = (test.labels + 1) % test.num_classes
             result["follows_relabelling"] = float((predictions == shifted).float().mean())
