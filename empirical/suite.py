@@ -123,7 +123,12 @@ class Suite:
 
     def retraining(self, name: str) -> Path:
         """Where the retrain stage trains on constructed set ``name``: keyed by that set and its own
-        training settings, so a change to one set's retraining leaves the other sets' models reusable."""
+        training settings, so a change to one set's retraining leaves the other sets' models reusable.
+        A run made before these folders keeps its trainings inside the retrain stage's folder, whose key
+        covers every set's settings: they are used where they are."""
+        before = self.folder("retrain") / name
+        if before.is_dir():
+            return before
         text = json.dumps([name, self.keys[name], _plain(self.preset.retrain[name])], sort_keys=True)
         return self.out / "stages" / f"retrain-{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from empirical.cli import main
 from empirical.suite import CONSTRUCTED, FIGURE3, PRESETS, SAMPLES, STAGES, TABLE1, Suite, stage_keys
@@ -131,6 +132,19 @@ def test_a_change_to_one_sets_retraining_trains_only_that_set_again(tmp_path):
         [suite.stage_result("retrain")[name]["training_seconds"] for name in reused]
     assert {name: second["accuracy"][name] for name in ("D_R", "D_NR", "D_det")} == \
         {name: first["accuracy"][name] for name in ("D_R", "D_NR", "D_det")}
+
+
+def test_a_run_made_before_the_per_set_retraining_folders_continues_with_its_models(tmp_path):
+    """Trainings kept in the retrain stage's own folder (the layout before :meth:`Suite.retraining`) are used
+    where they are: every stage cached, the same numbers, every model found."""
+    suite = Suite(PRESETS["tiny"](), tmp_path, progress=False)
+    first = suite.run(["retrain"])
+    for name in CONSTRUCTED:
+        shutil.move(suite.retraining(name), suite.folder("retrain") / name)
+    again = Suite(PRESETS["tiny"](), tmp_path, progress=False).run(["retrain"])
+    assert all(stage["cached"] for stage in again["stages"].values()) and again["accuracy"] == first["accuracy"]
+    assert all(suite.retraining(name) == suite.folder("retrain") / name for name in CONSTRUCTED)
+    assert all(isinstance(suite.model(name), torch.nn.Module) for name in CONSTRUCTED)
 
 
 def test_a_set_built_again_that_differs_from_its_record_is_refused(tmp_path):
