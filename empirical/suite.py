@@ -17,7 +17,9 @@ CIFAR images), training checkpoints and construction chunks; a stage that reads 
 is missing builds it again and checks it against the digest its stage recorded; and a run that
 includes the retrain stage retrains on each set right after building it (the retrain stage's work,
 timed as part of it), so a sitting that ends between stages leaves models, not sets to build again.
-The stages' names and
+The retrain and evaluate stages keep each model's training and record in a folder keyed by that
+model alone (``retrain-<set>-<key>``, ``evaluate-<model>-<key>``): a new recipe for one set trains
+and evaluates only that set's model again. The stages' names and
 what each reads live in :mod:`empirical.stages`, every setting of a run in a preset
 (:mod:`empirical.presets`).
 
@@ -45,7 +47,7 @@ from .data import ImageData, load, planted_features
 from . import discussion_report, discussion_stages
 from .device import configure, policy, resolve as resolve_precision
 from .distributed import all_sum, barrier, is_main, setup, world
-from .evaluate import adversarial_examples, evaluate, predict, transfer
+from .evaluate import Evaluation, adversarial_examples, evaluate, predict, transfer
 from .files import write_json
 from .presets import FIGURE3, PRESETS, TABLE1, Preset  # FIGURE3, TABLE1: also read from here by their importers
 from .provenance import git_commit, versions
@@ -57,6 +59,7 @@ from .train import MODEL, TrainConfig, finished, load_checkpoint, load_model, sa
 
 DATA, SAMPLES = "data.pt", "samples.pt"  # a constructed set, and its first 8 images for the report
 MODELS = ("D", "D (adversarial)", *CONSTRUCTED)  # the models the evaluate stage measures, by their training set
+_TRAINED_BY = {"D": "standard", "D (adversarial)": "robust"}  # the source models' stages
 # The evaluation's cost depends on how many images survive each attack, unknown before the run. The plan
 # assumes the share below for the models meant to be robust and none for the others (the paper's finding),
 # and counts AutoAttack's standard version as APGD-CE's 100 steps on every image, then, on a survivor,
@@ -131,6 +134,23 @@ class Suite:
             return before
         text = json.dumps([name, self.keys[name], _plain(self.preset.retrain[name])], sort_keys=True)
         return self.out / "stages" / f"retrain-{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+    def _trained(self, name: str) -> Path:
+        """The folder that trains model ``name`` (:data:`MODELS`): a source stage's, or its retraining."""
+        stage = _TRAINED_BY.get(name, name)
+        return self.folder(stage) if stage in _TRAINED_BY.values() else self.retraining(stage)
+
+    def evaluating(self, name: str) -> Path:
+        """Where the evaluate stage keeps its record of model ``name`` (and AutoAttack's state): keyed by
+        the model's training folder and the evaluation it gets, so a change to one model (a new recipe
+        for one set) evaluates only that model again; the others' records are reused."""
+        trained = self._trained(name).relative_to(self.out).as_posix()
+        text = json.dumps([name, trained, _plain(self._evaluation(name))], sort_keys=True)
+        return self.out / "stages" / f"evaluate-{_TRAINED_BY.get(name, name)}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+    def _evaluation(self, name: str) -> Evaluation:
+        """The evaluation of model ``name``: the sweep of attack strengths only on the two source models."""
+        return self.preset.evaluation if name in _TRAINED_BY else replace(self.preset.evaluation, sweep=None)
 
     def done(self, stage: str) -> bool:
         return (self.folder(stage) / "result.json").is_file()
@@ -325,8 +345,7 @@ class Suite:
 
     def model(self, name: str) -> torch.nn.Module:
         """A trained model: a source stage's ("standard", "robust"), or one by its training set (:data:`MODELS`)."""
-        stage = {"D": "standard", "D (adversarial)": "robust"}.get(name, name)
-        folder = self.folder(stage) / "train" if stage in ("standard", "robust") else self.retraining(stage) / "train"
+        folder = self._trained(name) / "train"
         if not (folder / MODEL).is_file():
             raise FileNotFoundError(f"model {name!r} is not trained in {self.out}: run its stage first")
         return load_model(folder / MODEL, self.device)[0]
@@ -454,19 +473,22 @@ class Suite:
                 self._retrained(name)
 
     def _run_evaluate(self, folder: Path) -> dict:
-        """Every model's robustness on the original test set; each model's record is kept as it finishes
-        (and AutoAttack's state within it), so an interrupted stage resumes where it stopped."""
+        """Every model's robustness on the original test set. Each model's record is kept as it finishes
+        (and AutoAttack's state while it runs) in :meth:`evaluating`'s folder, so an interrupted stage
+        resumes where it stopped and a stage rerun for one changed model evaluates only that one."""
         test, records = self.data[1], {}
         for name in MODELS:
-            done = folder / f"{name}.json"
+            place = self.evaluating(name)
+            done = place / "record.json"
             if done.is_file():
                 records[name] = json.loads(done.read_text())
                 continue
             model = self.model(name)
-            evaluation = self.preset.evaluation if name in ("D", "D (adversarial)") else replace(self.preset.evaluation, sweep=None)
             self.log(f"evaluate: {name}")
-            records[name] = evaluate(model, test.images, test.labels, evaluation, device=self.device,
-                                     state=folder / f"{name}.autoattack.json", progress=self.progress)
+            with Stopwatch(place / "stopwatch.json") as watch:
+                record = evaluate(model, test.images, test.labels, self._evaluation(name), device=self.device,
+                                  state=place / "autoattack.json", progress=self.progress)
+            records[name] = {**record, "evaluation_seconds": watch.seconds}
             if is_main():
                 write_json(done, records[name], indent=1)
             barrier()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from empirical.cli import main
-from empirical.suite import CONSTRUCTED, FIGURE3, PRESETS, SAMPLES, STAGES, TABLE1, Suite, stage_keys
+from empirical.suite import CONSTRUCTED, FIGURE3, MODELS, PRESETS, SAMPLES, STAGES, TABLE1, Suite, stage_keys
 from empirical.train import load_checkpoint
 
 
@@ -172,12 +172,31 @@ def test_an_interrupted_evaluation_keeps_the_models_it_finished(tmp_path, monkey
     suite = Suite(PRESETS["tiny"](), tmp_path, progress=False)
     first = suite.run(["evaluate"])["evaluations"]
     (suite.folder("evaluate") / "result.json").unlink()  # as if stopped while evaluating D_det
-    (suite.folder("evaluate") / "D_det.json").unlink()
+    (suite.evaluating("D_det") / "record.json").unlink()
     evaluated = []
     original = empirical.suite.evaluate
     monkeypatch.setattr(empirical.suite, "evaluate", lambda model, *a, **k: evaluated.append(1) or original(model, *a, **k))
     again = Suite(PRESETS["tiny"](), tmp_path, progress=False).run(["evaluate"])["evaluations"]
     assert len(evaluated) == 1 and _without_seconds(again) == _without_seconds(first)
+
+
+def test_a_change_to_one_model_evaluates_only_that_model_again(tmp_path, monkeypatch):
+    """The evaluate stage's records are keyed per model (its training folder and its evaluation): a new
+    D_rand recipe reruns the stage but evaluates only D_rand; the other records are reused as they were."""
+    import empirical.suite
+
+    preset = PRESETS["tiny"]()
+    first = Suite(preset, tmp_path, progress=False).run(["evaluate"])["evaluations"]
+    changed = replace(preset, retrain={**preset.retrain, "D_rand": replace(preset.retrain["D_rand"], lr=preset.retrain["D_rand"].lr / 2)})
+    evaluated, lines = [], []
+    original = empirical.suite.evaluate
+    monkeypatch.setattr(empirical.suite, "evaluate", lambda model, *a, **k: evaluated.append(1) or original(model, *a, **k))
+    again = Suite(changed, tmp_path, progress=False, log=lines.append)
+    second = again.run(["evaluate"])
+    assert not second["stages"]["evaluate"]["cached"] and len(evaluated) == 1
+    assert [line for line in lines if line in {f"evaluate: {name}" for name in MODELS}] == ["evaluate: D_rand"]
+    kept = [name for name in MODELS if name != "D_rand"]
+    assert {name: second["evaluations"][name] for name in kept} == {name: first[name] for name in kept}
 
 
 def test_changing_a_setting_invalidates_exactly_the_stages_that_depend_on_it():
