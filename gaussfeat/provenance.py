@@ -10,18 +10,20 @@ import numpy
 import scipy
 
 
-def git_commit() -> str | None:
-    """The checkout's HEAD commit, with "-dirty" appended when tracked files differ from it; None outside git."""
+def git_commit(where: str | Path = Path(__file__).parent) -> str | None:
+    """The HEAD commit of the checkout holding ``where``, with "-dirty" appended when a tracked file
+    outside ``results/`` differs from it; None outside git. The results a run writes (and commits)
+    there are its outputs, not its code: a run resumed over sittings is not dirty by its own records."""
     try:
-        head = _git("rev-parse", "HEAD").stdout.strip()
-        changed = _git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        head = _git(where, "rev-parse", "HEAD").stdout.strip()
+        changed = _git(where, "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)results").stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return f"{head}-dirty" if changed else head
 
 
-def _git(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *arguments], capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
+def _git(where: str | Path, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *arguments], capture_output=True, text=True, check=True, cwd=where)
 
 
 def versions() -> dict[str, str]:
