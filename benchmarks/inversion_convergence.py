@@ -42,7 +42,8 @@ constant = [(steps, 0.1, "constant") for steps in ((5, 10) if args.quick else ar
 falling = [] if args.quick else [(steps, first, "cosine") for steps in args.cosine for first in args.first]
 preset = PRESETS["tiny" if args.quick else args.preset]()
 suite = Suite(preset, args.work, device="cpu", progress=False)
-suite.run(["standard", "robust"])
+if not (suite.done("standard") and suite.done("robust")):
+    suite.run(["standard", "robust"])
 images = suite.data[0].subset(min(args.images, len(suite.data[0])))
 rows = []
 for source, name in (("robust", "D_R"), ("standard", "D_NR")):
