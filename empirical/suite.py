@@ -136,7 +136,8 @@ class Suite:
         return self.out / "stages" / f"retrain-{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
     def _trained(self, name: str) -> Path:
-        """The folder that trains model ``name`` (:data:`MODELS`): a source stage's, or its retraining."""
+        """The folder that trains model ``name`` (:data:`MODELS`, or a source stage's name): that stage's
+        folder, or the set's retraining."""
         stage = _TRAINED_BY.get(name, name)
         return self.folder(stage) if stage in _TRAINED_BY.values() else self.retraining(stage)
 
