@@ -10,7 +10,7 @@ What this module adds is the project's conventions around it:
 * the attacks of the version one after another, each on the images still classified correctly,
   in chunks of ``batch_size``; robust accuracy after each attack is recorded, so a black-box
   attack (Square) that finds what the white-box ones missed shows up;
-* a resumable state file: an interrupted evaluation continues at the chunk it was in;
+* a resumable state file: an interrupted evaluation continues with the attack it was in, in the chunk it was in;
 * under torchrun the images are split across the processes (:mod:`empirical.distributed`);
 * the package's own sanity warnings (randomised or dynamic defence, probabilities instead of
   logits, zero gradients, Square beating the white-box attacks) kept as messages, not printed.
@@ -32,7 +32,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +101,8 @@ def autoattack(
 ) -> AutoAttackResult:
     """Run AutoAttack on ``images`` (N, C, H, W in [0, 1]) with ``labels`` at ``norm`` radius ``eps``.
 
-    ``state``: a JSON file recording each finished chunk; rerun with the same arguments to resume
+    ``state``: a JSON file recording each finished chunk and, within the chunk in progress, each finished
+    attack; rerun with the same arguments to resume
     (a state made with other settings or other images is refused). Nothing of the caller's model,
     images or random state is changed.
     """
@@ -128,7 +129,13 @@ def autoattack(
                 key = str(start)
                 if key not in saved["chunks"]:
                     x, y = x_part[start:start + batch_size].to(device), y_part[start:start + batch_size].to(device)
-                    saved["chunks"][key] = _chunk(adversary, x, y, order, seconds).tolist()
+
+                    def save(columns: list[Tensor], key=key) -> None:  # after each attack, so a kill loses at most one
+                        saved["attacks"][key] = torch.stack(columns, dim=1).tolist()
+                        _save_state(state, saved)
+
+                    saved["chunks"][key] = _chunk(adversary, x, y, order, seconds, saved["attacks"].get(key), save).tolist()
+                    saved["attacks"].pop(key, None)
                     _save_state(state, saved)
                 columns.append(torch.tensor(saved["chunks"][key], dtype=torch.bool).view(-1, len(order) + 1))
         messages.extend(warnings)
@@ -144,12 +151,21 @@ def autoattack(
     return AutoAttackResult(norm, float(eps), version, order, flags[:, -1].clone(), after, found, seconds)
 
 
-def _chunk(adversary, x: Tensor, y: Tensor, order: Sequence[str], seconds: dict[str, float]) -> Tensor:
-    """(n, 1 + attacks) bool: correct when clean, then still correct after each attack in turn (eps 0: no attack)."""
-    with torch.no_grad():
-        robust = adversary.model(x).argmax(dim=1) == y
-    columns = [robust.clone()]
-    for name in order:
+def _chunk(adversary, x: Tensor, y: Tensor, order: Sequence[str], seconds: dict[str, float],
+           done: list | None = None, save: Callable[[list[Tensor]], None] | None = None) -> Tensor:
+    """(n, 1 + attacks) bool: correct when clean, then still correct after each attack in turn (eps 0: no attack).
+
+    ``done``: the (n, 1 + k) columns of the first k attacks from an interrupted run, resumed with attack k + 1;
+    ``save(columns)`` after each attack. Each attack seeds itself (the package's ``seed``), so a resumed chunk
+    equals an uninterrupted one.
+    """
+    if done:
+        columns = list(torch.tensor(done, dtype=torch.bool, device=y.device).unbind(dim=1))
+    else:
+        with torch.no_grad():
+            columns = [adversary.model(x).argmax(dim=1) == y]
+    robust = columns[-1].clone()
+    for name in order[len(columns) - 1:]:
         began = time.perf_counter()
         if robust.any() and adversary.epsilon > 0:
             index = robust.nonzero()[:, 0]
@@ -158,6 +174,8 @@ def _chunk(adversary, x: Tensor, y: Tensor, order: Sequence[str], seconds: dict[
             robust[index] = predicted.to(y.device) == y[index]
         seconds[name] += time.perf_counter() - began
         columns.append(robust.clone())
+        if save is not None:
+            save(columns)
     return torch.stack(columns, dim=1).cpu()
 
 
@@ -233,8 +251,9 @@ def _fingerprint(x: Tensor, y: Tensor, norm, eps, version, order, batch_size, se
 
 def _load_state(path: Path | None, settings: dict) -> dict:
     if path is None or not path.is_file():
-        return {"settings": settings, "chunks": {}}
+        return {"settings": settings, "chunks": {}, "attacks": {}}
     saved = json.loads(path.read_text())
+    saved.setdefault("attacks", {})  # the attacks finished in an unfinished chunk; states before them had none
     if saved.get("settings") != settings:
         differing = sorted(k for k in settings if saved.get("settings", {}).get(k) != settings[k])
         raise ValueError(f"the AutoAttack state {path} was made with other settings or images (differing: {differing}); "

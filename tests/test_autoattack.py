@@ -109,6 +109,34 @@ def test_an_interrupted_evaluation_resumes_at_its_chunk_and_matches_an_uninterru
     assert torch.equal(run(model, x, y, batch_size=20, state=state).robust, whole.robust) and not calls
 
 
+def test_an_evaluation_interrupted_within_a_chunk_resumes_after_its_last_finished_attack(linear, tmp_path, monkeypatch):
+    """A chunk of the evaluation of record can take an hour: a kill loses at most the attack in progress, and the
+    resumed result is the uninterrupted one (each attack seeds itself)."""
+    from pyautoattack import AutoAttack
+
+    model, x, y = linear
+    whole = run(model, x, y, batch_size=60)
+    state, ran, original = tmp_path / "state.json", [], AutoAttack.run_standard_evaluation
+
+    def counted(self, *arguments, **options):
+        ran.append(self.attacks_to_run[0])
+        if ran == ["apgd-ce", "apgd-t"] and interrupt:
+            raise KeyboardInterrupt
+        return original(self, *arguments, **options)
+
+    monkeypatch.setattr(AutoAttack, "run_standard_evaluation", counted)
+    interrupt = True
+    with pytest.raises(KeyboardInterrupt):
+        run(model, x, y, batch_size=60, state=state)
+    saved = json.loads(state.read_text())
+    assert not saved["chunks"] and torch.tensor(saved["attacks"]["0"]).shape == (60, 2)  # clean and APGD-CE
+    interrupt, ran[:] = False, []
+    resumed = run(model, x, y, batch_size=60, state=state)
+    assert ran == ["apgd-t"]
+    assert torch.equal(resumed.robust, whole.robust) and resumed.after == whole.after
+    assert json.loads(state.read_text())["attacks"] == {}
+
+
 def test_a_state_from_other_settings_or_images_is_refused(linear, tmp_path):
     model, x, y = linear
     state = tmp_path / "state.json"
