@@ -155,18 +155,24 @@ def _cifar_cpu_full() -> Preset:
     """CIFAR-10 (the JPEG q75 copy, all 50,000 training and 10,000 test images) on a 2-core CPU, over
     several sittings (every stage resumes; ``--deadline`` stops before a stage that would not fit).
 
-    Kept from the paper: the training and test sets, training eps 0.5 (l2), relabelling eps 0.5,
-    evaluation eps 0.25, the four constructions and retraining on each. Chosen by measurement
+    Kept from the paper: the training and test sets, training eps 0.5 (l2), evaluation eps 0.25, the
+    four constructions and retraining on each. Chosen by measurement
     (benchmarks/relabel_recipes.py at 50,000 images, README's lever table; 2 cores, bf16):
 
     * the network: ResNet-9 of width 32 (about 105 s per epoch), not the whitened fast net, whose
       D_rand another fast net fits at once but which generalises to 15% (a ResNet-9 cannot fit it);
     * the standard model: 24 epochs (89.9% clean against 87.3% at 12), which lifts D_rand's
       targeted success from 71% to 79% and its retrained accuracy from 44.7% to 49.1%;
-    * the relabelling: 12 targeted l2 steps of 0.25 inside eps 0.5 (KellerJordan/features-not-bugs'
-      attack; 30 steps of 0.1 reach 71.9% of the targets against 70.9%, at 3x the cost, on 10,000 images);
+    * the relabelling: 12 targeted l2 steps of 0.25 (KellerJordan/features-not-bugs' attack; 30 steps
+      of 0.1 reach 71.9% of the targets against 70.9%, at 3x the cost, on 10,000 images) inside eps 0.75,
+      not the paper's 0.5: the radius matched to the source's fragility. The paper's ResNet-50 keeps
+      7.3% at l2 0.25; this ResNet-9 keeps 29.4% there and 7.3% near 0.36 (its PGD curve, interpolated),
+      so the paper's 0.5 corresponds to about 0.72 here. At eps 0.5 its margins leave a fifth of the
+      targets out of reach (76.9% reached; 79.1% with 48 steps), at 0.75 96.2%
+      (benchmarks/relabel_success.py); on all 50,000 images D_rand 53.7% -> 60.1% and D_det
+      12.5% -> 24.4% (y + 1: 63.1% -> 40.5%), same retraining;
     * D_rand retrained for 24 epochs at lr 0.1 with flips and 2-pixel shifts (KellerJordan's
-      augmentation): 53.7% in this run (fits 94% of the set, 2,363 s). The levers before it, 12 epochs:
+      augmentation): 60.1% in this run (53.7% at eps 0.5, 2,363 s). The levers before it, eps 0.5, 12 epochs:
       with crops and flips the net does not fit the set (11% of it) and scores 14.2%; without
       augmentation 42.5% at lr 0.4, 44.7% at 0.1 (12-epoch source), 49.1% (24-epoch source), and 24
       epochs only memorise (46.7%); flips and 2-pixel shifts 48.9%, learning from epoch 8 of 12;
@@ -182,9 +188,10 @@ def _cifar_cpu_full() -> Preset:
       constant ones at a quarter of the cost. (On the whitened fast net the falling schedule failed
       on the standard model; on ResNet-9 it wins on both.)
 
-    D_det, retrained without augmentation at lr 0.4, scores 12.5% in this run and predicts y + 1 for
-    63.1% of the test set: it learns its robust features' shift (README's lever table; 4 augmented
-    copies per step scored 21.5% against 18.1% at 5.9x the set's cost, so they are left out). Not yet
+    D_det, retrained without augmentation at lr 0.4, scores 24.4% in this run and predicts y + 1 for
+    40.5% of the test set (eps 0.5: 12.5% and 63.1%): it learns its robust features' shift as well
+    (README's lever table; 4 augmented copies per step scored 21.5% against 18.1% at eps 0.5, at 5.9x
+    the set's cost, so they are left out). Not yet
     measured at this scale, so provisional: the transfer architectures.
     The standard model of the run: 89.9% clean, 2,574 s.
     """
@@ -193,7 +200,7 @@ def _cifar_cpu_full() -> Preset:
     shifts = Augment(padding=2, pad_mode="reflect")  # flips and 2-pixel shifts: KellerJordan's augmentation
     return Preset(
         name="cifar10-cpu-full", description="CIFAR-10 JPEG set (all 50k training and 10k test images), ResNet-9 of "
-        "width 32, the paper's eps; 2-core CPU, hours over several sittings",
+        "width 32, relabelling eps 0.75 (matched to its fragility); 2-core CPU, hours over several sittings",
         data="cifar10-jpeg", standard=standard,
         robust=replace(standard, epochs=12, adversary=Attack.paper("l2", 0.5, steps=3)),
         retrain={"D_R": retrain, "D_NR": replace(retrain, augment=shifts),
@@ -201,7 +208,7 @@ def _cifar_cpu_full() -> Preset:
                  "D_det": replace(retrain, augment=None)},
         evaluation=Evaluation("l2", 0.25, images=500, paper_steps=20, sweep={"steps": (5, 25), "restarts": (1, 2)}),
         inversion={"steps": 25, "step_size": 1.0, "schedule": "cosine", "start": "image"},
-        relabel={"eps": 0.5, "steps": 12, "step_size": 0.25},
+        relabel={"eps": 0.75, "steps": 12, "step_size": 0.25},
         transfer_models={"resnet9": {"width": 32}, "fast": {"width": 32}, "mlp": {"size": 32}},
         transfer_attack=Attack.paper("l2", 0.5, steps=20))
 
