@@ -57,7 +57,9 @@ class AutoAttackResult:
     """One AutoAttack evaluation: which images survive, and the robust accuracy after each attack.
 
     ``after`` maps "clean" and then each attack, in the order run, to the fraction of all images
-    still classified correctly at that point; its last value is the robust accuracy.
+    still classified correctly at that point; its last value is the robust accuracy. ``seconds``: each
+    attack's wall time summed over the sittings of a resumed run (an attack finished under a state file
+    older than this record has none).
     """
 
     norm: str
@@ -116,7 +118,7 @@ def autoattack(
                          "use version='custom' without 'square'")
     rank, size = world()
     state = None if state is None else Path(state if size == 1 else f"{state}.rank{rank}")
-    seconds: dict[str, float] = {name: 0.0 for name in order}
+    seconds: dict[str, float] = {}
     messages: list[str] = []
 
     def run(x_part: Tensor, y_part: Tensor) -> Tensor:
@@ -134,11 +136,13 @@ def autoattack(
                         saved["attacks"][key] = torch.stack(columns, dim=1).tolist()
                         _save_state(state, saved)
 
-                    saved["chunks"][key] = _chunk(adversary, x, y, order, seconds, saved["attacks"].get(key), save).tolist()
+                    saved["chunks"][key] = _chunk(adversary, x, y, order, saved["seconds"], saved["attacks"].get(key),
+                                                  save).tolist()
                     saved["attacks"].pop(key, None)
                     _save_state(state, saved)
                 columns.append(torch.tensor(saved["chunks"][key], dtype=torch.bool).view(-1, len(order) + 1))
         messages.extend(warnings)
+        seconds.update((name, saved["seconds"][name]) for name in order if name in saved["seconds"])
         return torch.cat(columns) if columns else torch.zeros((0, len(order) + 1), dtype=torch.bool)
 
     if left_out:
@@ -157,7 +161,7 @@ def _chunk(adversary, x: Tensor, y: Tensor, order: Sequence[str], seconds: dict[
 
     ``done``: the (n, 1 + k) columns of the first k attacks from an interrupted run, resumed with attack k + 1;
     ``save(columns)`` after each attack. Each attack seeds itself (the package's ``seed``), so a resumed chunk
-    equals an uninterrupted one.
+    equals an uninterrupted one. ``seconds[name]`` grows by each attack's wall time.
     """
     if done:
         columns = list(torch.tensor(done, dtype=torch.bool, device=y.device).unbind(dim=1))
@@ -172,7 +176,7 @@ def _chunk(adversary, x: Tensor, y: Tensor, order: Sequence[str], seconds: dict[
             adversary.attacks_to_run = [name]
             _, predicted = adversary.run_standard_evaluation(x[index], y[index], batch_size=len(index))
             robust[index] = predicted.to(y.device) == y[index]
-        seconds[name] += time.perf_counter() - began
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - began
         columns.append(robust.clone())
         if save is not None:
             save(columns)
@@ -251,9 +255,10 @@ def _fingerprint(x: Tensor, y: Tensor, norm, eps, version, order, batch_size, se
 
 def _load_state(path: Path | None, settings: dict) -> dict:
     if path is None or not path.is_file():
-        return {"settings": settings, "chunks": {}, "attacks": {}}
+        return {"settings": settings, "chunks": {}, "attacks": {}, "seconds": {}}
     saved = json.loads(path.read_text())
     saved.setdefault("attacks", {})  # the attacks finished in an unfinished chunk; states before them had none
+    saved.setdefault("seconds", {})  # each attack's seconds over all sittings; older states timed none, so none is claimed
     if saved.get("settings") != settings:
         differing = sorted(k for k in settings if saved.get("settings", {}).get(k) != settings[k])
         raise ValueError(f"the AutoAttack state {path} was made with other settings or images (differing: {differing}); "

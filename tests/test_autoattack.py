@@ -130,10 +130,13 @@ def test_an_evaluation_interrupted_within_a_chunk_resumes_after_its_last_finishe
         run(model, x, y, batch_size=60, state=state)
     saved = json.loads(state.read_text())
     assert not saved["chunks"] and torch.tensor(saved["attacks"]["0"]).shape == (60, 2)  # clean and APGD-CE
+    assert list(saved["seconds"]) == ["apgd-ce"]
     interrupt, ran[:] = False, []
     resumed = run(model, x, y, batch_size=60, state=state)
     assert ran == ["apgd-t"]
     assert torch.equal(resumed.robust, whole.robust) and resumed.after == whole.after
+    assert resumed.seconds["apgd-ce"] == saved["seconds"]["apgd-ce"]  # the first sitting's attack keeps its time
+    assert list(resumed.seconds) == list(whole.seconds) == ["apgd-ce", "apgd-t"]
     assert json.loads(state.read_text())["attacks"] == {}
 
 
