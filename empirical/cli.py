@@ -235,7 +235,7 @@ def _bridge_in_policy(args: argparse.Namespace, device: str, precision: str) -> 
     begun = time.perf_counter()
     robustness = {name: evaluated.get(name) or evaluate(
         model, examples.images, examples.labels, preset.evaluation, device=device,
-        state=args.out / "models" / name / "autoattack.json", progress=not args.quiet) for name, model in models.items()}
+        state=args.out / "models" / name, progress=not args.quiet) for name, model in models.items()}
     seconds["evaluate"] = time.perf_counter() - begun
     study = None
     if args.study_samples > 0:

@@ -13,7 +13,10 @@ reports where its accuracy stops falling, and how far that is from AutoAttack's.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -23,7 +26,8 @@ from torch import Tensor, nn
 from .attacks import Attack
 from .device import autocast, batch_size as device_batch_size, policy
 from .evaluation_of_record import VERSIONS, autoattack
-from .distributed import process_seed, sharded
+from .distributed import is_main, process_seed, sharded
+from .files import write_json
 from .models import evaluating
 from .sanity import flags, zero_gradient_count
 
@@ -87,7 +91,7 @@ def robust_accuracy(model: nn.Module, images: Tensor, labels: Tensor, attack: At
 
 def sweep(model: nn.Module, images: Tensor, labels: Tensor, *, norm: str, eps: float, steps=(10, 25, 100),
           restarts=(1, 2), tolerance: float = 0.005, reference: float | None = None, batch_size: int | None = None, seed: int = 0,
-          device=None) -> dict:
+          device=None, measure: Callable[[Attack], float] | None = None) -> dict:
     """Robust accuracy under the project's PGD (:class:`Attack` defaults) for every (steps, restarts)
     pair, and where it plateaus.
 
@@ -95,14 +99,17 @@ def sweep(model: nn.Module, images: Tensor, labels: Tensor, *, norm: str, eps: f
     ``tolerance`` of the lowest accuracy found; ``converged`` says whether the strongest setting
     itself is within ``tolerance`` of the one before it in cost, i.e. whether more attack would
     likely change the number. ``reference`` (e.g. AutoAttack's robust accuracy on the same images)
-    adds ``gap``: the plateau's accuracy minus the reference.
+    adds ``gap``: the plateau's accuracy minus the reference. ``measure(attack)``: the robust accuracy
+    under ``attack`` (default: :func:`robust_accuracy` on the images), e.g. one that remembers.
     """
+    if measure is None:
+        def measure(attack: Attack) -> float:
+            return robust_accuracy(model, images, labels, attack, batch_size=batch_size, seed=seed, device=device)
     rows = []
     for step_count in sorted(steps):
         for restart_count in sorted(restarts):
             attack = Attack(norm, eps, step_count, restart_count)
-            rows.append({**attack.to_dict(), "accuracy": robust_accuracy(model, images, labels, attack, batch_size=batch_size,
-                                                                         seed=seed, device=device)})
+            rows.append({**attack.to_dict(), "accuracy": measure(attack)})
     rows.sort(key=lambda row: (row["steps"] * row["restarts"], row["steps"]))
     lowest = min(row["accuracy"] for row in rows)
     plateau = next(row for row in rows if row["accuracy"] <= lowest + tolerance)
@@ -185,8 +192,12 @@ class Evaluation:
 def evaluate(model: nn.Module, images: Tensor, labels: Tensor, evaluation: Evaluation, *, seed: int = 0, device=None,
              state: str | Path | None = None, progress: bool = False) -> dict:
     """Clean accuracy, the three robust accuracies of ``evaluation`` and the sanity flags, on the
-    first ``evaluation.images`` images. ``state``: AutoAttack's resumable state file. Every attack and
-    prediction runs in fp32, on any device (:mod:`empirical.device`).
+    first ``evaluation.images`` images. Every attack and prediction runs in fp32, on any device
+    (:mod:`empirical.device`).
+
+    ``state``: a folder where the evaluation keeps what it has measured, so that a rerun after a kill
+    resumes: AutoAttack's state (``autoattack.json``, :func:`autoattack`) and each PGD accuracy
+    (``pgd.json``, for this model, these images and this seed; one made for others is refused).
 
     Returns a JSON-ready dict: ``images``, ``clean``, ``paper_pgd``, ``pgd`` (each with its attack's
     settings and ``accuracy``), ``autoattack`` (:meth:`AutoAttackResult.to_dict`), ``eps_curve``
@@ -198,11 +209,14 @@ def evaluate(model: nn.Module, images: Tensor, labels: Tensor, evaluation: Evalu
     with policy(precision="fp32"):  # robust accuracy never rests on bf16 arithmetic (empirical.device)
         count = len(images) if evaluation.images is None else min(evaluation.images, len(images))
         x, y = images[:count], labels[:count]
-        measure = lambda attack: robust_accuracy(model, x, y, attack, seed=seed, device=device)  # noqa: E731
+        state = None if state is None else Path(state)
+        measure = _remembered(lambda attack: robust_accuracy(model, x, y, attack, seed=seed, device=device),
+                              None if state is None else state / "pgd.json", _fingerprint(model, x, y, seed))
         clean = accuracy(model, x, y, device=device)
         paper, pgd = measure(evaluation.paper), measure(evaluation.pgd)
         record = autoattack(model, x, y, norm=evaluation.norm, eps=evaluation.eps, version=evaluation.autoattack, seed=seed,
-                            device=device, state=state, progress=progress).to_dict()
+                            device=device, state=None if state is None else state / "autoattack.json",
+                            progress=progress).to_dict()
         curve = [(0.0, clean), (evaluation.eps, pgd)] + [
             (factor * evaluation.eps, measure(replace(evaluation.pgd, eps=factor * evaluation.eps)))
             for factor in evaluation.eps_factors if factor != 1]
@@ -213,8 +227,42 @@ def evaluate(model: nn.Module, images: Tensor, labels: Tensor, evaluation: Evalu
                   "autoattack": record, "eps_curve": sorted(curve), "zero_gradients": zeros}
         if evaluation.sweep:
             result["sweep"] = sweep(model, x, y, norm=evaluation.norm, eps=evaluation.eps, reference=record["robust"],
-                                    seed=seed, device=device, **evaluation.sweep)
+                                    measure=measure, **evaluation.sweep)
         raised = flags(clean=clean, robust={"paper PGD": paper, "PGD": pgd, "AutoAttack": record["robust"]},
                        eps_curve=curve, autoattack=record, zero_gradients=zeros, images=count)
         result["flags"] = [flag.to_dict() for flag in raised]
         return result
+
+
+def _remembered(measure: Callable[[Attack], float], path: Path | None, fingerprint: dict) -> Callable[[Attack], float]:
+    """``measure`` with each attack's accuracy kept in the JSON file ``path`` (None: kept nowhere) as it
+    is measured; a file whose ``fingerprint`` (model, images, seed) differs is refused."""
+    kept = {"fingerprint": fingerprint, "accuracy": {}}
+    if path is not None and path.is_file():
+        kept = json.loads(path.read_text())
+        if kept.get("fingerprint") != fingerprint:
+            differing = sorted(k for k in fingerprint if kept.get("fingerprint", {}).get(k) != fingerprint[k])
+            raise ValueError(f"the PGD measurements in {path} were made for another model, other images or another "
+                             f"seed (differing: {differing}); delete the file or pass another state folder")
+
+    def remembered(attack: Attack) -> float:
+        key = json.dumps(attack.to_dict(), sort_keys=True)
+        if key not in kept["accuracy"]:
+            kept["accuracy"][key] = measure(attack)
+            if path is not None and is_main():
+                write_json(path, kept)
+        return kept["accuracy"][key]
+
+    return remembered
+
+
+def _fingerprint(model: nn.Module, images: Tensor, labels: Tensor, seed: int) -> dict:
+    """What a kept measurement depends on besides its attack: SHA-256 digests of the model's state and of
+    the images and labels, and the seed."""
+    weights, data = hashlib.sha256(), hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        weights.update(name.encode())
+        weights.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    for tensor in (images, labels):
+        data.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return {"model": weights.hexdigest(), "images": data.hexdigest(), "count": len(images), "seed": seed}

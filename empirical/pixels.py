@@ -123,7 +123,7 @@ def pixel_study(settings: PixelSettings, train_data: ImageData, test_data: Image
         ratios = perturbation_ratios(model, measured, Attack("l2", settings.measure_eps, steps=10, loss="ce", targets=0),
                                      covariance, device=device)
         robustness = evaluate(model, measured.images, measured.labels, settings.evaluation, device=device,
-                              state=out / "models" / f"eps-{eps:g}" / "autoattack.json", progress=progress)
+                              state=out / "models" / f"eps-{eps:g}", progress=progress)
         aligned, misaligned = _distribution(cosines), _distribution(ratios)
         networks.append({"eps": eps, "alignment": aligned["median"], "misalignment": misaligned["median"],
                          "alignment_quartiles": [aligned["q25"], aligned["q75"]],

@@ -142,7 +142,7 @@ class Suite:
         return self.folder(stage) if stage in _TRAINED_BY.values() else self.retraining(stage)
 
     def evaluating(self, name: str) -> Path:
-        """Where the evaluate stage keeps its record of model ``name`` (and AutoAttack's state): keyed by
+        """Where the evaluate stage keeps its record of model ``name`` (and the measurements in progress): keyed by
         the model's training folder and the evaluation it gets, so a change to one model (a new recipe
         for one set) evaluates only that model again; the others' records are reused."""
         trained = self._trained(name).relative_to(self.out).as_posix()
@@ -475,7 +475,7 @@ class Suite:
 
     def _run_evaluate(self, folder: Path) -> dict:
         """Every model's robustness on the original test set. Each model's record is kept as it finishes
-        (and AutoAttack's state while it runs) in :meth:`evaluating`'s folder, so an interrupted stage
+        (and, while it runs, what :func:`evaluate` has measured) in :meth:`evaluating`'s folder, so an interrupted stage
         resumes where it stopped and a stage rerun for one changed model evaluates only that one."""
         test, records = self.data[1], {}
         for name in MODELS:
@@ -488,7 +488,7 @@ class Suite:
             self.log(f"evaluate: {name}")
             with Stopwatch(place / "stopwatch.json") as watch:
                 record = evaluate(model, test.images, test.labels, self._evaluation(name), device=self.device,
-                                  state=place / "autoattack.json", progress=self.progress)
+                                  state=place, progress=self.progress)
             records[name] = {**record, "evaluation_seconds": watch.seconds}
             if is_main():
                 write_json(done, records[name], indent=1)

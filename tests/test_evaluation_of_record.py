@@ -6,6 +6,8 @@ training radius, where weak attacks and strong ones part: on these 300 test imag
 PGD convention leaves about 8 points more than AutoAttack (benchmarks/evaluation_of_record.py).
 """
 
+import importlib
+
 import pytest
 import torch
 
@@ -57,3 +59,22 @@ def test_the_evaluation_reports_all_three_with_settings_and_no_flags(record, pla
     assert result["paper_pgd"]["attack"]["loss"] == "ce" and result["pgd"]["attack"]["targets"] == 9
     assert result["autoattack"]["robust"] <= min(result["pgd"]["accuracy"], result["paper_pgd"]["accuracy"])
     assert [eps for eps, _ in result["eps_curve"]] == [0.0, EPS, 2 * EPS] and result["flags"] == []
+
+
+def test_a_rerun_evaluation_reads_its_measurements_from_its_state_folder(record, planted_models, tmp_path, monkeypatch):
+    """A kill during a long evaluation loses no finished PGD measurement: the rerun repeats none of them and
+    gives the same record; a state folder made for another model is refused."""
+    evaluate_module = importlib.import_module("empirical.evaluate")  # the package's name `evaluate` is the function
+
+    model, settings = planted_models["standard"], Evaluation("l2", EPS, images=100, eps_factors=(2.0,),
+                                                              sweep={"steps": (5, 10), "restarts": (1,)})
+    first = evaluate(model, record["x"], record["y"], settings, state=tmp_path)
+    assert {path.name for path in tmp_path.iterdir()} == {"autoattack.json", "pgd.json"}
+
+    def refuse(*arguments, **options):
+        raise AssertionError("a PGD measurement was repeated")
+
+    monkeypatch.setattr(evaluate_module, "robust_accuracy", refuse)
+    assert evaluate(model, record["x"], record["y"], settings, state=tmp_path) == first
+    with pytest.raises(ValueError, match="another model.*'model'"):
+        evaluate(planted_models["robust"], record["x"], record["y"], settings, state=tmp_path)
