@@ -13,7 +13,6 @@ reports where its accuracy stops falling, and how far that is from AutoAttack's.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from torch import Tensor, nn
 
 from .attacks import Attack
 from .device import autocast, batch_size as device_batch_size, policy
+from .digests import model_sha256, tensor_sha256
 from .evaluation_of_record import VERSIONS, autoattack
 from .distributed import is_main, process_seed, sharded
 from .files import write_json
@@ -259,10 +259,5 @@ def _remembered(measure: Callable[[Attack], float], path: Path | None, fingerpri
 def _fingerprint(model: nn.Module, images: Tensor, labels: Tensor, seed: int) -> dict:
     """What a kept measurement depends on besides its attack: SHA-256 digests of the model's state and of
     the images and labels, and the seed."""
-    weights, data = hashlib.sha256(), hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        weights.update(name.encode())
-        weights.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    for tensor in (images, labels):
-        data.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return {"model": weights.hexdigest(), "images": data.hexdigest(), "count": len(images), "seed": seed}
+    return {"model": model_sha256(model), "images": tensor_sha256(images, labels), "count": len(images),
+            "seed": seed}

@@ -27,7 +27,6 @@ warning in the result says so.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -41,6 +40,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .digests import tensor_sha256
 from .distributed import gather_objects, sharded, world
 from .files import write_json
 from .models import evaluating
@@ -246,11 +246,8 @@ def _own_random_state(device: torch.device) -> Iterator[None]:
 
 
 def _fingerprint(x: Tensor, y: Tensor, norm, eps, version, order, batch_size, seed) -> dict:
-    digest = hashlib.sha256()
-    digest.update(x.detach().cpu().contiguous().numpy().tobytes())
-    digest.update(y.detach().cpu().contiguous().numpy().tobytes())
     return {"norm": norm, "eps": float(eps), "version": version, "attacks": list(order), "batch_size": batch_size,
-            "seed": seed, "images": len(x), "sha256": digest.hexdigest()}
+            "seed": seed, "images": len(x), "sha256": tensor_sha256(x, y)}
 
 
 def _load_state(path: Path | None, settings: dict) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -10,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..digests import tensor_sha256
 
 SPLITS = ("train", "test")
 
@@ -78,10 +79,7 @@ class ImageData:
 
     def digest(self) -> str:
         """The sha256 (hex) of the images' float32 bytes and the labels' int64 bytes: equal sets, equal digests."""
-        hashed = hashlib.sha256()
-        for tensor in (self.images, self.labels):
-            hashed.update(tensor.detach().cpu().contiguous().numpy())  # its buffer: no copy
-        return hashed.hexdigest()
+        return tensor_sha256(self.images, self.labels)
 
     def to(self, device: torch.device | str) -> ImageData:
         """The same data on ``device`` (source_indices stay on the CPU)."""
