@@ -334,19 +334,25 @@ def figure3(results: Mapping, path_stem: str | Path) -> list[Path]:
 def _header(results: Mapping) -> list[str]:
     data, stages = results.get("data", {}), results.get("stages", {})
     versions = ", ".join(f"{name} {version}" for name, version in results.get("versions", {}).items())
-    stage_rows = [[name, f"{stage.get('seconds', 0):.1f}", str(stage.get("sittings") or "?"),
+    seconds = {name: stage.get("parts_seconds", stage.get("seconds", 0)) for name, stage in stages.items()}
+    stage_rows = [[name, f"{seconds[name]:.1f}", str(stage.get("sittings") or "?"),
                    "yes" if stage.get("cached") else "no", f"`{str(stage.get('key', ''))[:12]}`"]
                   for name, stage in stages.items()]
+    parted = [f"{name} {stage['seconds']:.1f} s" for name, stage in stages.items() if "parts_seconds" in stage]
     lines = [f"# Results: {results.get('preset', 'unknown')} preset", "",
              f"* data: {data.get('name', 'unknown')}, {data.get('train', '?')} training and {data.get('test', '?')} "
              f"test images, {data.get('classes', '?')} classes",
              f"* device: {results.get('device', 'unknown')}, hot loops in {results.get('precision', 'fp32')} (the evaluation "
              f"of record in fp32); git: `{results.get('git', 'unknown')}`",
              f"* versions: {versions or 'unknown'}",
-             f"* wall time: {sum(stage.get('seconds', 0) for stage in stages.values()):.1f} s over {len(stages)} stages",
+             f"* wall time: {sum(seconds.values()):.1f} s over {len(stages)} stages",
              *(f"* **caveat**: {caveat}" for caveat in caveats(results)), ""]
     if stage_rows:
         lines += [_markdown_table(["stage", "seconds", "sittings", "cached", "key"], stage_rows), ""]
+    if parted:
+        lines += ["Seconds of the retrain and evaluate stages: the sum of their parts' own times (one training per "
+                  "set, one evaluation per model, every sitting's), parts reused from an earlier run included; the "
+                  f"stages' own sittings took {', '.join(parted)}.", ""]
     return lines
 
 

@@ -534,7 +534,8 @@ class Suite:
             "processes": world()[1],
             "versions": versions(),
             "stages": {s: {"seconds": stages[s]["seconds"], "sittings": stages[s].get("sittings"), "key": self.keys[s],
-                           "cached": s not in self._computed} for s in stages},  # sittings: None in runs made before they were counted
+                           "cached": s not in self._computed, **_parts_seconds(s, stages[s])}
+                       for s in stages},  # sittings: None in runs made before they were counted
             "evaluation": self.preset.evaluation.to_dict(),
             "constructions": {s: stages[s] for s in CONSTRUCTED if s in stages},
             "accuracy": accuracy_rows,
@@ -551,6 +552,20 @@ class Suite:
                 saved = self.folder(stage) / SAMPLES
                 samples[stage] = load_checkpoint(saved)["images"] if saved.is_file() else self.constructed(stage).images[:8]
         return samples
+
+
+def _parts_seconds(stage: str, result: dict) -> dict:
+    """The seconds behind the results of a stage made of separately kept parts (retrain: one training per
+    set; evaluate: one record per model) as ``{"parts_seconds": ...}``: the sum of the parts' own times, every
+    sitting's, reused parts included, where the stage's own stopwatch counts only the parts it made itself.
+    Empty for the other stages, and where a part's time was not kept."""
+    if stage == "retrain":
+        times = [part.get("training_seconds") for part in result.values() if isinstance(part, dict)]
+    elif stage == "evaluate":
+        times = [record.get("evaluation_seconds") for record in result["models"].values()]
+    else:
+        return {}
+    return {} if not times or None in times else {"parts_seconds": sum(times)}
 
 
 def _robustness(record: dict) -> dict:

@@ -32,7 +32,8 @@ RESULTS = {
     "device": "cpu",
     "versions": {"torch": "2.13.0", "python": "3.12"},
     "stages": {"standard": {"seconds": 12.5, "key": "a1b2c3d4e5f6a7b8", "cached": False},
-               "robust": {"seconds": 30.0, "key": "ffff", "cached": True}},
+               "robust": {"seconds": 30.0, "key": "ffff", "cached": True},
+               "retrain": {"seconds": 0.5, "parts_seconds": 40.0, "key": "eeee", "cached": True}},
     "evaluation": {"eps": 0.25, "norm": "l2", "images": 500, "paper_steps": 20, "pgd_steps": 25, "autoattack": "standard"},
     "constructions": {
         "D_R": {"source": "robust", "representation_distance": {"mean": 1.5, "median": 1.2}, "relative_distance": {"mean": 0.1}},
@@ -141,7 +142,7 @@ def test_minimal_results_do_not_crash():
 
 def test_full_report_has_every_section_and_all_findings_reproduced(tmp_path):
     text = report_markdown(RESULTS)
-    for expected in ("wall time: 42.5 s over 2 stages", "not CIFAR-10 itself", "torch 2.13.0", "`abc123`",
+    for expected in ("wall time: 82.5 s over 3 stages", "| retrain | 40.0 |", "own sittings took retrain 0.5 s", "not CIFAR-10 itself", "torch 2.13.0", "`abc123`",
                      "## Table 1", "## Figure 2b", "## Constructed training sets", "## Figure 3",
                      "## Qualitative findings", "Flagged constructions: `D_det`.", "**not converged**",
                      "Correlation: 0.99"):

@@ -130,6 +130,8 @@ def test_a_change_to_one_sets_retraining_trains_only_that_set_again(tmp_path):
     reused = ("D_R", "D_NR", "D_det")  # each keeps the seconds its training took in the first run
     assert [again.stage_result("retrain")[name]["training_seconds"] for name in reused] == \
         [suite.stage_result("retrain")[name]["training_seconds"] for name in reused]
+    assert second["stages"]["retrain"]["parts_seconds"] == pytest.approx(  # the reused trainings' time counted
+        sum(again.stage_result("retrain")[name]["training_seconds"] for name in CONSTRUCTED))
     assert {name: second["accuracy"][name] for name in ("D_R", "D_NR", "D_det")} == \
         {name: first["accuracy"][name] for name in ("D_R", "D_NR", "D_det")}
 
