@@ -103,28 +103,35 @@ def other_images(data: ImageData, source: str, seed: int = 0) -> Tensor:
     return flat.gather(1, order).view_as(images).contiguous()
 
 
-def ssim(a: Tensor, b: Tensor, *, window: int = 7, data_range: float = 1.0) -> Tensor:
+def ssim(a: Tensor, b: Tensor, *, window: int = 7, data_range: float = 1.0, batch_size: int = 1024) -> Tensor:
     """The structural similarity (Wang et al. 2004) of each pair of images, (N,), in [-1, 1].
 
     Local means, variances and covariance over a ``window`` x ``window`` uniform window (valid
     positions only, per channel), SSIM = (2 mu_a mu_b + C1)(2 s_ab + C2) / ((mu_a^2 + mu_b^2 + C1)
     (s_a^2 + s_b^2 + C2)) with C1 = (0.01 L)^2, C2 = (0.03 L)^2, averaged over positions and
-    channels. 1 exactly when a = b.
+    channels. 1 exactly when a = b. Computed in float64, ``batch_size`` pairs at a time, so memory
+    stays bounded for a whole training set (all of CIFAR-10 at once would take over 20 GiB).
     """
     if a.shape != b.shape or a.dim() != 4:
         raise ValueError(f"a and b must be image batches (N, C, H, W) of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if not 1 <= window <= min(a.shape[-2:]):
         raise ValueError(f"window must be between 1 and the image side {min(a.shape[-2:])}, got {window}")
-    a, b = a.double(), b.double()
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     channels = a.shape[1]
     kernel = torch.full((channels, 1, window, window), 1 / window**2, dtype=torch.float64, device=a.device)
     local = lambda z: F.conv2d(z, kernel, groups=channels)  # noqa: E731
-    mu_a, mu_b = local(a), local(b)
-    var_a, var_b = local(a * a) - mu_a**2, local(b * b) - mu_b**2
-    covariance = local(a * b) - mu_a * mu_b
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    index = ((2 * mu_a * mu_b + c1) * (2 * covariance + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return index.flatten(1).mean(dim=1).float()
+
+    def pairs(a: Tensor, b: Tensor) -> Tensor:
+        a, b = a.double(), b.double()
+        mu_a, mu_b = local(a), local(b)
+        var_a, var_b = local(a * a) - mu_a**2, local(b * b) - mu_b**2
+        covariance = local(a * b) - mu_a * mu_b
+        index = ((2 * mu_a * mu_b + c1) * (2 * covariance + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+        return index.flatten(1).mean(dim=1).float()
+
+    return torch.cat([pairs(x, y) for x, y in zip(a.split(batch_size), b.split(batch_size))])
 
 
 def planted_shares(features: PlantedFeatures, perturbations: Tensor, targets: Tensor) -> dict:

@@ -67,6 +67,15 @@ def test_ssim_is_one_for_equal_images_and_falls_with_noise_and_structure_lost():
         ssim(images, images[:3])
 
 
+def test_ssim_is_a_per_pair_measure_so_any_batch_size_gives_the_same_values():
+    images, others = torch.rand(10, 3, 8, 8), torch.rand(10, 3, 8, 8)
+    assert torch.equal(ssim(images, others, batch_size=3), ssim(images, others))
+    assert torch.equal(ssim(images, others, batch_size=1)[4:5], ssim(images[4:5], others[4:5]))
+    assert ssim(images[:0], others[:0]).shape == (0,)
+    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+        ssim(images, others, batch_size=0)
+
+
 def test_other_images_carry_no_structure_but_shuffled_keep_each_images_values():
     data = load("planted", "train", n_train=12, n_test=10)
     shuffled = other_images(data, "shuffled", seed=3)
