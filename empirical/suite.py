@@ -77,7 +77,9 @@ def stage_keys(preset: Preset, precision: str = "fp32") -> dict[str, str]:
         raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
     own = {"standard": preset.standard, "robust": preset.robust, "D_R": preset.inversion, "D_NR": preset.inversion,
            "D_rand": preset.relabel, "D_det": preset.relabel, "retrain": preset.retrain, "evaluate": preset.evaluation,
-           "transfer": (preset.transfer_models, preset.transfer_attack, preset.retrain.get("D_det")),
+           "transfer": (preset.transfer_models, preset.transfer_attack, preset.retrain.get("D_det"),
+                        # per-architecture changes only where a preset has them: the other presets' keys stay as they were
+                        *([preset.transfer_training] if preset.transfer_training else [])),
            "leakage": {k: preset.discussion[k] for k in ("probe_images", "probe_steps", "alignment_images")},
            "non_transferable": (preset.discussion["guard_weight"], preset.standard, preset.relabel, preset.retrain),
            "distillation": (preset.discussion["sources"], preset.retrain.get("D_rand")),
@@ -124,15 +126,18 @@ class Suite:
     def folder(self, stage: str) -> Path:
         return self.out / "stages" / f"{stage}-{self.keys[stage]}"
 
-    def retraining(self, name: str) -> Path:
-        """Where the retrain stage trains on constructed set ``name``: keyed by that set and its own
-        training settings, so a change to one set's retraining leaves the other sets' models reusable.
-        A run made before these folders keeps its trainings inside the retrain stage's folder, whose key
-        covers every set's settings: they are used where they are."""
+    def retraining(self, name: str, config: TrainConfig | None = None) -> Path:
+        """Where a network trains on constructed set ``name`` with ``config`` (default: the retrain
+        stage's for that set): keyed by that set and the training settings, so a change to one set's
+        retraining leaves the other sets' models reusable, and the transfer stage's architecture that
+        D_det's retraining already trained is not trained again. A run made before these folders keeps
+        the retrain stage's trainings inside that stage's folder, whose key covers every set's settings:
+        they are used where they are."""
+        config = self.preset.retrain[name] if config is None else config
         before = self.folder("retrain") / name
-        if before.is_dir():
+        if config == self.preset.retrain[name] and before.is_dir():
             return before
-        text = json.dumps([name, self.keys[name], _plain(self.preset.retrain[name])], sort_keys=True)
+        text = json.dumps([name, self.keys[name], _plain(config)], sort_keys=True)
         return self.out / "stages" / f"retrain-{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
     def _trained(self, name: str) -> Path:
@@ -214,8 +219,7 @@ class Suite:
             "retrain": [item for config in p.retrain.values() for item in training(config)],
             "evaluate": [item for name, config in evaluated.items() for item in evaluation(name, config)],
             "transfer": [(key(p.standard), "attack", transfer_attack)] + [
-                item for name, options in p.transfer_models.items()
-                for item in training(replace(det, model=name, model_options=options))],
+                item for name in p.transfer_models for item in training(p.transfer_config(name))],
             "leakage": [(key(config), "attack", 2 * min(d["alignment_images"], train_n)) for config in (p.standard, p.robust)],
             "non_transferable": [*training(p.standard), *training(p.standard), *training(p.retrain["D_rand"]), *training(det),
                                  (key(p.standard), "attack", 2 * 2 * train_n * p.relabel["steps"])],
@@ -496,18 +500,33 @@ class Suite:
         return {"models": records}
 
     def _run_transfer(self, folder: Path) -> dict:
-        source, test, det = self.model("standard"), self.data[1], self.constructed("D_det")
-        attack = self.preset.transfer_attack
-        adversarial = adversarial_examples(source, test.images, test.labels, attack, device=self.device)  # made once, for every target
+        """Figure 3: each architecture trained on D_det (in :meth:`retraining`'s folders: one that D_det's
+        retraining trained is reused), then attacked by transfer from the standard model. The adversarial
+        examples are made once for every target and kept in the stage's folder, so a stopped stage
+        resumes without making them again."""
+        source, test, attack = self.model("standard"), self.data[1], self.preset.transfer_attack
+        kept = folder / "adversarial.pt"
+        if not kept.is_file():
+            begun = time.perf_counter()
+            adversarial = adversarial_examples(source, test.images, test.labels, attack, device=self.device)
+            if is_main():
+                save_checkpoint(kept, {"images": adversarial.cpu(), "seconds": time.perf_counter() - begun})
+            barrier()
+        made = load_checkpoint(kept)
+        adversarial, attack_seconds = made["images"], made["seconds"]
         architectures = {}
-        for name, options in self.preset.transfer_models.items():
-            config = replace(self.preset.retrain["D_det"], model=name, model_options=options)
-            model = train(config, det, out=folder / name, device=self.device, progress=self.progress).model
+        for name in self.preset.transfer_models:
+            config = self.preset.transfer_config(name)
+            place = self.retraining("D_det", config)
+            trained = self.train_and_measure(config, partial(self.constructed, "D_det"), place, relabelled=True)
+            model = load_model(place / "train" / MODEL, self.device)[0]
             moved = transfer(source, model, test.images, test.labels, attack, device=self.device, adversarial=adversarial)
             architectures[name] = {"test_accuracy": moved["target_clean_correct"] / moved["images"],
-                                   "success_rate": moved["success_rate"], "details": moved}
+                                   "success_rate": moved["success_rate"], "training_seconds": trained["training_seconds"],
+                                   "follows_relabelling": trained["follows_relabelling"], "folder": place.name,
+                                   "details": moved}
         points = [(a["test_accuracy"], a["success_rate"]) for a in architectures.values()]
-        return {"architectures": architectures, "correlation": pearson(points)}
+        return {"architectures": architectures, "correlation": pearson(points), "attack_seconds": attack_seconds}
 
     # --- results ---------------------------------------------------------------------------------
 
@@ -556,11 +575,13 @@ class Suite:
 
 def _parts_seconds(stage: str, result: dict) -> dict:
     """The seconds behind the results of a stage made of separately kept parts (retrain: one training per
-    set; evaluate: one record per model) as ``{"parts_seconds": ...}``: the sum of the parts' own times, every
+    set; evaluate: one record per model; transfer: its attack and one training per architecture) as ``{"parts_seconds": ...}``: the sum of the parts' own times, every
     sitting's, reused parts included, where the stage's own stopwatch counts only the parts it made itself.
     Empty for the other stages, and where a part's time was not kept."""
     if stage == "retrain":
         times = [part.get("training_seconds") for part in result.values() if isinstance(part, dict)]
+    elif stage == "transfer":
+        times = [result.get("attack_seconds")] + [part.get("training_seconds") for part in result["architectures"].values()]
     elif stage == "evaluate":
         times = [record.get("evaluation_seconds") for record in result["models"].values()]
     else:
