@@ -149,6 +149,62 @@ def test_a_run_made_before_the_per_set_retraining_folders_continues_with_its_mod
     assert all(isinstance(suite.model(name), torch.nn.Module) for name in CONSTRUCTED)
 
 
+def test_figure_3s_architecture_that_d_dets_retraining_trained_is_reused_and_a_stopped_transfer_attacks_once(
+        tmp_path, monkeypatch):
+    """The transfer stage trains each architecture in :meth:`Suite.retraining`'s folders: one whose training
+    equals D_det's retraining is that model, not trained again. Its adversarial examples are kept, so a
+    stage stopped during a training resumes without attacking again, and equals an uninterrupted run."""
+    import empirical.suite
+
+    tiny = PRESETS["tiny"]()
+    det = tiny.retrain["D_det"]
+    preset = replace(tiny, transfer_models={det.model: det.model_options, "fast": {"width": 8}})
+    suite = Suite(preset, tmp_path / "resumed", progress=False)
+    retrained = suite.run(["retrain"])
+    model = suite.retraining("D_det") / "train" / "model.pt"
+    saved = model.stat().st_mtime_ns
+    train = empirical.suite.train
+
+    def stops_at_the_fast_net(config, *args, **kwargs):
+        if config.model == "fast":
+            raise KeyboardInterrupt("the sitting ends")
+        return train(config, *args, **kwargs)
+
+    monkeypatch.setattr(empirical.suite, "train", stops_at_the_fast_net)
+    with pytest.raises(KeyboardInterrupt):
+        suite.run(["transfer"])
+    assert (suite.folder("transfer") / "adversarial.pt").is_file()
+    monkeypatch.setattr(empirical.suite, "train", train)
+    monkeypatch.setattr(empirical.suite, "adversarial_examples", lambda *args, **kwargs: pytest.fail("attacked again"))
+    resumed = Suite(preset, tmp_path / "resumed", progress=False).run(["transfer"])
+    monkeypatch.undo()
+    reused = resumed["transfer"]["architectures"][det.model]
+    assert model.stat().st_mtime_ns == saved and reused["folder"] == suite.retraining("D_det").name
+    assert reused["training_seconds"] == suite.stage_result("retrain")["D_det"]["training_seconds"]
+    assert reused["test_accuracy"] == pytest.approx(retrained["accuracy"]["D_det"]["clean"], rel=1e-6)  # float32 mean
+    assert resumed["stages"]["transfer"]["parts_seconds"] == pytest.approx(resumed["transfer"]["attack_seconds"] + sum(
+        entry["training_seconds"] for entry in resumed["transfer"]["architectures"].values()))
+    uninterrupted = Suite(preset, tmp_path / "uninterrupted", progress=False).run(["transfer"])
+    for part in ("architectures", "correlation"):
+        assert _without_seconds(resumed["transfer"][part]) == _without_seconds(uninterrupted["transfer"][part]), part
+    assert (resumed["transfer"]["sittings"], uninterrupted["transfer"]["sittings"]) == (2, 1)
+
+
+def test_a_presets_transfer_training_changes_only_its_architectures_training_and_names_known_ones():
+    """``transfer_training`` changes one architecture's training on D_det (the full run's MLP learns at lr 0.1,
+    diverges at the ResNet-9's 0.4) and, where set, only the transfer stage's key (and the report's)."""
+    full = PRESETS["cifar10-cpu-full"]()
+    assert full.transfer_config("resnet9") == full.retrain["D_det"]  # the retrain stage's own training, reused
+    assert full.transfer_config("mlp") == replace(full.retrain["D_det"], model="mlp", model_options={"size": 32}, lr=0.1)
+    tiny = PRESETS["tiny"]()
+    before, after = stage_keys(tiny), stage_keys(replace(tiny, transfer_training={"mlp": {"lr": 0.01}}))
+    assert {stage for stage in STAGES if before[stage] != after[stage]} == {"transfer", "report"}
+    with pytest.raises(ValueError, match="'vgg16' is not one of preset 'tiny's transfer architectures"):
+        tiny.transfer_config("vgg16")
+    with pytest.raises(ValueError, match=r"transfer_training names \['vgg16'\], not among"):
+        replace(tiny, transfer_training={"vgg16": {"lr": 0.1}})
+
+
 def test_a_set_built_again_that_differs_from_its_record_is_refused(tmp_path):
     suite = Suite(PRESETS["tiny"](), tmp_path, progress=False)
     suite.run(["D_rand"])
