@@ -343,6 +343,7 @@ def _suite_models(args: argparse.Namespace, preset, device: str) -> tuple:
     models = {name: suite.model(SUITE_MODELS[name]) for name in args.models}
     constructions = {name: recorded["constructions"][name] for name in ("D_R", "D_NR")
                      if name in args.models and name in recorded["constructions"]}
-    seconds = {f"suite stage {stage}": entry["seconds"] for stage, entry in recorded["stages"].items()}
+    seconds = {f"suite stage {stage}": entry.get("parts_seconds", entry["seconds"])  # reused parts' time counted
+               for stage, entry in recorded["stages"].items()}
     evaluated = {name: record for name in args.models if (record := suite.evaluation_record(SUITE_MODELS[name]))}
     return data, test, models, constructions, list(models), seconds, evaluated

@@ -150,7 +150,8 @@ def test_the_bridge_measures_a_suite_runs_own_models_and_reuses_its_evaluations(
     preset = suite.PRESETS["tiny"]()
     run = tmp_path / "run"
     suite.Suite(preset, run, progress=False, log=lambda line: None).run()
-    evaluations = json.loads((run / "results.json").read_text())["evaluations"]
+    results = json.loads((run / "results.json").read_text())
+    evaluations, stages = results["evaluations"], results["stages"]
     arguments = ["bridge", "--preset", "smoke", "--suite", str(run), "--out", str(tmp_path / "bridge"),
                  "--study-samples", "0", "--quiet"]
     assert main(arguments) == 0
@@ -159,6 +160,8 @@ def test_the_bridge_measures_a_suite_runs_own_models_and_reuses_its_evaluations(
     assert record["robustness"]["D_NR"] == evaluations["D_NR"]
     assert record["suite"]["robustness_from_suite"] == sorted(record["summary"]) and record["data"].startswith("planted")
     assert not (tmp_path / "bridge" / "models").exists()  # nothing trained
+    assert record["seconds"]["suite stage retrain"] == stages["retrain"]["parts_seconds"]  # its trainings' time, reused or not
+    assert record["seconds"]["suite stage standard"] == stages["standard"]["seconds"]
     assert main([*arguments[:2], "fashion", *arguments[3:]]) == 2
     assert "ran on 'planted' data" in capsys.readouterr().err
     monkeypatch.setitem(suite.PRESETS, "tiny", lambda: replace(preset, relabel={"eps": 0.25, "steps": 3, "step_size": 0.2}))
