@@ -350,9 +350,10 @@ def _header(results: Mapping) -> list[str]:
     if stage_rows:
         lines += [_markdown_table(["stage", "seconds", "sittings", "cached", "key"], stage_rows), ""]
     if parted:
-        lines += ["Seconds of the retrain and evaluate stages: the sum of their parts' own times (one training per "
-                  "set, one evaluation per model, every sitting's), parts reused from an earlier run included; the "
-                  f"stages' own sittings took {', '.join(parted)}.", ""]
+        lines += ["Seconds of the stages made of parts (retrain: one training per set; evaluate: one evaluation per "
+                  "model; transfer: its attack and one training per architecture): the sum of the parts' own times, "
+                  "every sitting's, parts reused from an earlier run or another stage included; the stages' own "
+                  f"sittings took {', '.join(parted)}.", ""]
     return lines
 
 
