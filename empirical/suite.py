@@ -88,9 +88,13 @@ def stage_keys(preset: Preset, precision: str = "fp32") -> dict[str, str]:
     keys: dict[str, str] = {}
     for stage in STAGES:
         hashed = [stage, data, _plain(own[stage]), [keys[d] for d in DEPENDS[stage]]] + ([precision] if precision != "fp32" else [])
-        text = json.dumps(hashed, sort_keys=True)
-        keys[stage] = hashlib.sha256(text.encode()).hexdigest()[:16]
+        keys[stage] = _short_key(hashed)
     return keys
+
+
+def _short_key(value: list) -> str:
+    """16 hex digits of the sha256 of ``value`` as sorted-key JSON: the stage keys and the per-part folders' names."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _plain(value):
@@ -137,8 +141,7 @@ class Suite:
         before = self.folder("retrain") / name
         if config == self.preset.retrain[name] and before.is_dir():
             return before
-        text = json.dumps([name, self.keys[name], _plain(config)], sort_keys=True)
-        return self.out / "stages" / f"retrain-{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        return self.out / "stages" / f"retrain-{name}-{_short_key([name, self.keys[name], _plain(config)])}"
 
     def _trained(self, name: str) -> Path:
         """The folder that trains model ``name`` (:data:`MODELS`, or a source stage's name): that stage's
@@ -151,8 +154,8 @@ class Suite:
         the model's training folder and the evaluation it gets, so a change to one model (a new recipe
         for one set) evaluates only that model again; the others' records are reused."""
         trained = self._trained(name).relative_to(self.out).as_posix()
-        text = json.dumps([name, trained, _plain(self._evaluation(name))], sort_keys=True)
-        return self.out / "stages" / f"evaluate-{_TRAINED_BY.get(name, name)}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        key = _short_key([name, trained, _plain(self._evaluation(name))])
+        return self.out / "stages" / f"evaluate-{_TRAINED_BY.get(name, name)}-{key}"
 
     def _evaluation(self, name: str) -> Evaluation:
         """The evaluation of model ``name``: the sweep of attack strengths only on the two source models."""
