@@ -578,9 +578,10 @@ class Suite:
 
 def _parts_seconds(stage: str, result: dict) -> dict:
     """The seconds behind the results of a stage made of separately kept parts (retrain: one training per
-    set; evaluate: one record per model; transfer: its attack and one training per architecture) as ``{"parts_seconds": ...}``: the sum of the parts' own times, every
-    sitting's, reused parts included, where the stage's own stopwatch counts only the parts it made itself.
-    Empty for the other stages, and where a part's time was not kept."""
+    set; evaluate: one record per model; transfer: its attack and one training per architecture) as
+    ``{"parts_seconds": ...}``: the sum of the parts' own times, every sitting's, reused parts included,
+    where the stage's own stopwatch counts only the parts it made itself. Empty for the other stages,
+    and where a part's time was not kept."""
     if stage == "retrain":
         times = [part.get("training_seconds") for part in result.values() if isinstance(part, dict)]
     elif stage == "transfer":
