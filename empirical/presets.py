@@ -48,7 +48,7 @@ class Preset:
         architecture and its build options, and its own changes (``transfer_training``: e.g. a smaller
         learning rate where the net diverges at the retraining's)."""
         if name not in self.transfer_models:
-            raise ValueError(f"{name!r} is not one of preset {self.name!r}'s transfer architectures "
+            raise ValueError(f"{name!r} is not a transfer architecture of preset {self.name!r}: "
                              f"{sorted(self.transfer_models)}")
         return replace(self.retrain["D_det"], model=name, model_options=self.transfer_models[name],
                        **self.transfer_training.get(name, {}))
