@@ -46,18 +46,18 @@ for name, row in json.loads(args.recipes.read_text())["results"]["rows"].items()
                                                "hours": sum(row["seconds"].values()) / 3600,
                                                "test_accuracy": 100 * row["test_accuracy"]})
 suite = Suite.reopen(args.run, device="cpu", progress=False, log=lambda line: None)
-retrained = suite.stage_result("retrain")
+retrained, full_run = suite.stage_result("retrain"), f"the full run ({suite.preset.name})"
 for mode in points:
     name = f"D_{mode}"
     parts = (suite.stage_result("standard")["seconds"], suite.stage_result(name)["seconds"],
              retrained[name]["training_seconds"])
-    points[mode].append({"recipe": f"the full run ({suite.preset.name})", "eps": suite.preset.relabel["eps"],
+    points[mode].append({"recipe": full_run, "eps": suite.preset.relabel["eps"],
                          "hours": sum(parts) / 3600, "test_accuracy": 100 * retrained[name]["clean"]})
 
 figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
 for ax, mode in zip(axes, ("rand", "det")):
     for point in points[mode]:
-        full = point["recipe"].startswith("the full run")
+        full = point["recipe"] == full_run
         ax.scatter(point["hours"], point["test_accuracy"], marker="*" if full else "o", s=120 if full else 30,
                    color="C3" if full else "C0", zorder=3)
     for (label, value), style in zip(REFERENCES[mode].items(), ("--", ":")):

@@ -5,7 +5,7 @@ tuned for one network can make another diverge (the full run's MLP at the ResNet
 training accuracy fell to 10% by epoch 6 and it scored 7.4%, below chance). This trains each
 ``--models`` architecture on a finished run's D_det (``--work``: the run's ``--out``; its standard
 model and D_det are reused, nothing else is written there) at each ``--lr``, the rest of its
-training as the preset has it, and reports the last epoch's training accuracy, the accuracy on the
+training as the preset has it, and reports each epoch's training accuracy, the accuracy on the
 original test set and how often the net names y + 1 (D_det's robust-feature shift), in the run's
 precision. A rate that fits the set without diverging is the one to take; the test accuracy is not
 the criterion (it is what Figure 3 measures).
