@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .digests import tensor_sha256
+from .digests import model_sha256, tensor_sha256
 from .distributed import gather_objects, sharded, world
 from .files import write_json
 from .models import evaluating
@@ -104,9 +104,8 @@ def autoattack(
     """Run AutoAttack on ``images`` (N, C, H, W in [0, 1]) with ``labels`` at ``norm`` radius ``eps``.
 
     ``state``: a JSON file recording each finished chunk and, within the chunk in progress, each finished
-    attack; rerun with the same arguments to resume
-    (a state made with other settings or other images is refused). Nothing of the caller's model,
-    images or random state is changed.
+    attack; rerun with the same arguments to resume (a state made with other settings, other images or
+    other model weights is refused). Nothing of the caller's model, images or random state is changed.
     """
     attacks = _check(model, images, labels, norm, eps, version, attacks, batch_size, seed)
     device = torch.device(device or next(model.parameters()).device)
@@ -120,9 +119,10 @@ def autoattack(
     state = None if state is None else Path(state if size == 1 else f"{state}.rank{rank}")
     seconds: dict[str, float] = {}
     messages: list[str] = []
+    weights = model_sha256(model) if state is not None else None
 
     def run(x_part: Tensor, y_part: Tensor) -> Tensor:
-        saved = _load_state(state, _fingerprint(x_part, y_part, norm, eps, version, order, batch_size, seed))
+        saved = _load_state(state, _fingerprint(x_part, y_part, weights, norm, eps, version, order, batch_size, seed))
         columns = []
         starts = range(0, len(x_part), batch_size)
         with evaluating(model), _quiet_logger() as warnings, _own_random_state(device):
@@ -245,9 +245,10 @@ def _own_random_state(device: torch.device) -> Iterator[None]:
         yield
 
 
-def _fingerprint(x: Tensor, y: Tensor, norm, eps, version, order, batch_size, seed) -> dict:
-    return {"norm": norm, "eps": float(eps), "version": version, "attacks": list(order), "batch_size": batch_size,
-            "seed": seed, "images": len(x), "sha256": tensor_sha256(x, y)}
+def _fingerprint(x: Tensor, y: Tensor, weights: str | None, norm, eps, version, order, batch_size, seed) -> dict:
+    """What a state's chunks depend on: the model's weights (their SHA-256), the settings, and the images and labels."""
+    return {"model": weights, "norm": norm, "eps": float(eps), "version": version, "attacks": list(order),
+            "batch_size": batch_size, "seed": seed, "images": len(x), "sha256": tensor_sha256(x, y)}
 
 
 def _load_state(path: Path | None, settings: dict) -> dict:
@@ -258,8 +259,8 @@ def _load_state(path: Path | None, settings: dict) -> dict:
     saved.setdefault("seconds", {})  # each attack's seconds over all sittings; older states timed none, so none is claimed
     if saved.get("settings") != settings:
         differing = sorted(k for k in settings if saved.get("settings", {}).get(k) != settings[k])
-        raise ValueError(f"the AutoAttack state {path} was made with other settings or images (differing: {differing}); "
-                         "delete it or pass another state path")
+        raise ValueError(f"the AutoAttack state {path} was made with other settings, images or model weights "
+                         f"(differing: {differing}); delete it or pass another state path")
     return saved
 
 

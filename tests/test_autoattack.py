@@ -1,6 +1,7 @@
 """empirical.autoattack: the authors' AutoAttack behind the project's conventions, exact on a linear
 model, resumable, leaving nothing of the caller's changed; empirical.sanity: the flags it raises."""
 
+import copy
 import json
 from contextlib import nullcontext
 
@@ -140,7 +141,7 @@ def test_an_evaluation_interrupted_within_a_chunk_resumes_after_its_last_finishe
     assert json.loads(state.read_text())["attacks"] == {}
 
 
-def test_a_state_from_other_settings_or_images_is_refused(linear, tmp_path):
+def test_a_state_from_other_settings_images_or_weights_is_refused(linear, tmp_path):
     model, x, y = linear
     state = tmp_path / "state.json"
     run(model, x, y, state=state)
@@ -148,6 +149,11 @@ def test_a_state_from_other_settings_or_images_is_refused(linear, tmp_path):
         autoattack(model, x, y, norm="l2", eps=2 * EPS, version="custom", attacks=["apgd-ce", "apgd-t"], state=state)
     with pytest.raises(ValueError, match="'sha256'"):
         run(model, x.flip(0), y, state=state)
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        next(other.parameters()).add_(1e-3)  # the same architecture, other weights: its chunks would be another model's
+    with pytest.raises(ValueError, match=r"differing: \['model'\]"):
+        run(other, x, y, state=state)
 
 
 @pytest.mark.parametrize(
