@@ -207,8 +207,8 @@ def _cifar_cpu_full() -> Preset:
     D_det, retrained without augmentation at lr 0.4, scores 24.4% in this run and predicts y + 1 for
     40.5% of the test set (eps 0.5: 12.5% and 63.1%): it learns its robust features' shift as well
     (README's lever table; 4 augmented copies per step scored 21.5% against 18.1% at eps 0.5, at 5.9x
-    the set's cost, and 28.0% against 24.4% at 0.75, at 5.0x (4,488 s), so they are left out; D_rand's retraining, flips and 2-pixel shifts at lr 0.1 for 24
-    epochs, scored 20.1% on this run's set, 2,075 s).
+    the set's cost, and 28.0% against 24.4% at 0.75, at 5.0x (4,488 s), so they are left out; D_rand's
+    retraining, flips and 2-pixel shifts at lr 0.1 for 24 epochs, scored 20.1% on this run's set, 2,075 s).
     Figure 3's architectures train on D_det as D_det's retraining does (the ResNet-9 is that very
     training, reused), the MLP at lr 0.1: at 0.4 it diverged (training accuracy 38% at epoch 2, 20%
     at the end; test 7.4%); at 0.2 / 0.1 / 0.04 / 0.01 it fits 79 / 82 / 76 / 59% of the set and
