@@ -136,13 +136,15 @@ def machine_info(threads: int) -> dict:
     }
 
 
-def write_results(name: str, args: argparse.Namespace, results: dict) -> Path | None:
-    """Write {"benchmark", "command", "machine", "parameters", "results"} as JSON.
+def results_path(name: str, args: argparse.Namespace) -> Path | None:
+    """Where :func:`write_results` writes: --out, else benchmarks/results/<name>.json for a full run and
+    nowhere for a --quick one, so that quick runs never overwrite the committed results."""
+    return args.out if args.out is not None else (None if args.quick else RESULTS / f"{name}.json")
 
-    Full runs go to benchmarks/results/<name>.json unless --out says otherwise; --quick runs
-    are written only to an explicit --out, so they never overwrite the committed results.
-    """
-    path = args.out if args.out is not None else (None if args.quick else RESULTS / f"{name}.json")
+
+def write_results(name: str, args: argparse.Namespace, results: dict) -> Path | None:
+    """Write {"benchmark", "command", "machine", "parameters", "results"} as JSON to :func:`results_path`."""
+    path = results_path(name, args)
     if path is None:
         print("\n(--quick without --out: results not written)")
         return None

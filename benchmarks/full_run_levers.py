@@ -9,7 +9,13 @@ where it was, and a finished one is a cache hit. Nothing of the run's folder is 
 is a row beside its set's row in the run: the construction's statistics (targeted success, or the
 relative representation distance), the retrained net's training accuracy per epoch, its accuracy
 on the original test set (D_det: and how often it names y + 1, the shift its robust features
-teach) and the seconds of construction and retraining. These rows are README's lever table.
+teach), the seconds of construction and retraining, and where it was measured (git commit, date, CPU,
+the SHA-256 of the source model the set was built from). These rows are README's lever table.
+
+Rows accumulate in the results file: a sitting measures the levers it is given and keeps the other
+rows of the file. A fresh clone has none of the run's stage folders (git ignores them): then nothing
+is linked, the lever's suite trains the source model again under the run's key, and the run's own
+rows are kept from the file rather than measured again.
 
     PYTHONPATH=. python3 benchmarks/full_run_levers.py [--run results/suite-cifar10-cpu-full]
         [--work results-local/levers-cifar10-cpu-full] [--levers det-eps1.0 nr-inversion50 ...]
@@ -40,6 +46,7 @@ import torch  # noqa: E402
 
 from empirical.data import Augment  # noqa: E402
 from empirical.device import policy  # noqa: E402
+from empirical.digests import model_sha256  # noqa: E402
 from empirical.presets import Preset  # noqa: E402
 from empirical.suite import PRESETS, Suite  # noqa: E402
 from empirical.train import HISTORY  # noqa: E402
@@ -65,7 +72,7 @@ def changed(preset: Preset, name: str, part: str, change: dict) -> Preset:
 def link_stages(run: Path, work: Path) -> None:
     """Every stage folder of ``run`` linked into ``work``: the lever's suite finds what it reuses by its key."""
     (work / "stages").mkdir(parents=True, exist_ok=True)
-    for folder in sorted((run / "stages").iterdir()):
+    for folder in sorted((run / "stages").glob("*")):
         link = work / "stages" / folder.name
         if folder.is_dir() and not link.exists():
             link.symlink_to(folder.resolve(), target_is_directory=True)
@@ -78,10 +85,27 @@ def measured(suite: Suite, name: str) -> dict:
         retrained = suite.train_and_measure(suite.preset.retrain[name], partial(suite.constructed, name), place,
                                             relabelled=name == "D_det")
     history = json.loads((place / "train" / HISTORY).read_text())["history"]
+    machine = _common.machine_info(args.threads)
     return {"construction": {k: v for k, v in built.items() if k not in ("digest", "sittings", "seconds")},
             "construction_seconds": built["seconds"], "retraining_seconds": retrained["training_seconds"],
             "test_accuracy": retrained["clean"], "follows_relabelling": retrained.get("follows_relabelling"),
-            "train_accuracy": [epoch["train_accuracy"] for epoch in history]}
+            "train_accuracy": [epoch["train_accuracy"] for epoch in history],
+            "measured": {"git_commit": machine["git_commit"], "date": machine["date"], "cpu_model": machine["cpu_model"],
+                         "source_sha256": model_sha256(suite.model(built["source"]))}}
+
+
+def earlier_rows(path: Path | None, preset: str) -> dict:
+    """The rows of the results file at ``path`` when it holds ``preset``'s levers, else none; a row
+    written before rows carried where they were measured gets the file's commit, date and CPU."""
+    if path is None or not path.is_file():
+        return {}
+    document = json.loads(path.read_text())
+    if document["results"]["preset"] != preset:
+        return {}
+    machine = document["machine"]
+    where = {"git_commit": machine["git_commit"], "date": machine["date"], "cpu_model": machine["cpu_model"],
+             "source_sha256": None}
+    return {name: {"measured": where, **row} for name, row in document["results"]["rows"].items()}
 
 
 def reached(row: dict) -> float:
@@ -106,9 +130,15 @@ if unknown := sorted(set(args.levers or ()) - set(LEVERS)):
 names = args.levers or list(LEVERS)
 work = args.work or Path(f"results-local/levers-{run.preset.name}")
 link_stages(run.out, work)
-rows = {}
+out = _common.results_path(f"full_run_levers-{run.preset.name}", args)
+rows = earlier_rows(out, run.preset.name)
 for set_name in dict.fromkeys(LEVERS[lever][0] for lever in names):
-    rows[f"{set_name}: the run"] = {"set": set_name, "part": None, "change": None, **measured(run, set_name)}
+    if (run.out / "stages").is_dir():
+        rows[f"{set_name}: the run"] = {"set": set_name, "part": None, "change": None, **measured(run, set_name)}
+    else:
+        kept = f"{set_name}: the run" in rows
+        print(f"{set_name}: the run's stage folders are not in {run.out} (a fresh clone): its row is "
+              + (f"kept from {out}" if kept else "left out"), flush=True)
 for lever in names:
     set_name, part, change = LEVERS[lever]
     began = time.perf_counter()
@@ -119,6 +149,8 @@ for lever in names:
                    "seconds_this_sitting": time.perf_counter() - began}
     print(f"{lever}: test {rows[lever]['test_accuracy']:.1%}", flush=True)
 
+order = [f"{set_name}: the run" for set_name in dict.fromkeys(v[0] for v in LEVERS.values())] + list(LEVERS)
+rows = {name: rows[name] for name in order if name in rows}  # each set's run row, then the levers in LEVERS' order
 print("\n" + _common.markdown_table(
     ["row", "set", "success or relative distance", "train acc. (last epoch)", "test acc.", "y + 1", "build s", "retrain s"],
     [[name, r["set"], reached(r), r["train_accuracy"][-1], r["test_accuracy"],

@@ -13,10 +13,12 @@ stages it reads, so a stage is skipped when its folder is complete, recomputed w
 depends on changes, and resumed from its checkpoints when it was interrupted. A run longer than one
 sitting on one machine travels as its small files (git ignores the rest under ``results/``): the
 trained models, results and records, without the constructed sets' data.pt (614 MB each at 50,000
-CIFAR images), training checkpoints and construction chunks; a stage that reads a set whose data.pt
-is missing builds it again and checks it against the digest its stage recorded; and a run that
-includes the retrain stage retrains on each set right after building it (the retrain stage's work,
-timed as part of it), so a sitting that ends between stages leaves models, not sets to build again.
+CIFAR images), training checkpoints and construction chunks (the finished runs committed as
+``results/suite-<preset>`` keep their whole stage folders out, so a clone trains their models
+again); a stage that reads a set whose data.pt is missing builds it again and checks it against
+the digest its stage recorded; and a run that includes the retrain stage retrains on each set
+right after building it (the retrain stage's work, timed as part of it), so a sitting that ends
+between stages leaves models, not sets to build again.
 The retrain and evaluate stages keep each model's training and record in a folder keyed by that
 model alone (``retrain-<set>-<key>``, ``evaluate-<model>-<key>``): a new recipe for one set trains
 and evaluates only that set's model again. The stages' names and
@@ -45,7 +47,7 @@ import torch
 from .construct import features_dataset, inversion_starts, relabelled_dataset
 from .data import ImageData, load, planted_features
 from . import discussion_report, discussion_stages
-from .device import configure, policy, resolve as resolve_precision
+from .device import configure, native_bf16, policy, resolve as resolve_precision
 from .distributed import all_sum, barrier, is_main, setup, world
 from .evaluate import Evaluation, adversarial_examples, evaluate, predict, transfer
 from .files import write_json
@@ -260,13 +262,16 @@ class Suite:
         seconds on this device (:meth:`plan`; zero where the throughput table has no row), and not
         at all once a stage it needs was not run; the stages left out are named in results.json's
         ``skipped``. A stage already running is not cut (stop it with Ctrl-C or SIGTERM: training
-        saves a checkpoint and the evaluation keeps each finished model; rerun to resume).
+        saves a checkpoint and the evaluation keeps each finished model; rerun to resume). The log
+        says first what the run's precision will cost (:meth:`_precision_costs`).
         """
         unknown = [s for s in stages if s not in STAGES]
         if unknown:
             raise ValueError(f"unknown stages {unknown}; choose from {STAGES}")
         if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline >= 0):
             raise ValueError(f"deadline must be a number of seconds >= 0, got {deadline!r}")
+        for line in self._precision_costs():
+            self.log(line)
         wanted = with_dependencies(stages)
         ends = None if deadline is None else time.perf_counter() + deadline
         self._skipped = {}
@@ -291,6 +296,21 @@ class Suite:
             self.log(f"report: {self.out / 'report.md'}")
         barrier()
         return results
+
+    def _precision_costs(self) -> list[str]:
+        """What this run's precision will cost, said before it starts: bf16 that this CPU only emulates,
+        and a folder whose last run was in the other precision (the stage keys include it)."""
+        lines = []
+        if self.precision == "bf16" and self.device.type == "cpu" and not native_bf16():
+            lines.append("precision bf16 on a CPU without native bf16 (no AMX or AVX-512 BF16 units): oneDNN emulates "
+                         "it, 13-30x slower than fp32 (the fast nets, benchmarks/results/bench_cpu_cifar_no_native_bf16"
+                         ".json)")
+        recorded = self.out / "results.json"
+        before = json.loads(recorded.read_text()).get("precision", "fp32") if recorded.is_file() else self.precision
+        if before != self.precision:
+            lines.append(f"{recorded} records precision {before} and this run's is {self.precision}: the stages made "
+                         f"in {before} are not reused (--precision {before} reuses them)")
+        return lines
 
     def _skip_reason(self, stage: str, ends: float | None) -> str | None:
         """Why ``stage`` must not start now (a needed stage was skipped, or the deadline), or None.

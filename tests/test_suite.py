@@ -309,6 +309,26 @@ def test_a_stage_computed_in_one_precision_is_never_reused_in_the_other(tmp_path
     assert history["precision"] == "bf16"
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_the_log_says_what_a_runs_precision_will_cost_before_it_starts(tmp_path, monkeypatch, native):
+    """A bf16 run reopened on a CPU without native bf16 keeps bf16 (its keys hold it) and runs 13-30x slower than
+    fp32; a folder run before in the other precision has stages this run will not reuse. The log says both."""
+    monkeypatch.setattr("empirical.suite.native_bf16", lambda: native)
+
+    def logged(precision: str) -> list[str]:
+        lines = []
+        Suite(PRESETS["tiny"](), tmp_path, device="cpu", precision=precision, progress=False, log=lines.append).run([])
+        return lines
+
+    assert logged("fp32") == []  # a new folder
+    after_fp32 = logged("bf16")
+    assert sum("emulates it, 13-30x slower than fp32" in line for line in after_fp32) == (0 if native else 1)
+    assert sum("records precision fp32 and this run's is bf16" in line and "--precision fp32 reuses them" in line
+               for line in after_fp32) == 1
+    assert [line for line in logged("bf16") if "records precision" in line] == []  # the same precision as before
+    assert [line for line in logged("fp32") if "native bf16" in line] == []
+
+
 def test_dry_run_prints_the_plan_without_running(tmp_path, capsys):
     assert main(["run", "--preset", "smoke", "--out", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
