@@ -57,7 +57,7 @@ from .report import pearson, write_report
 from .stages import CONSTRUCTED, DEPENDS, DISCUSSION, STAGES, accuracy_row, with_dependencies
 from .stopwatch import Stopwatch
 from .throughput import device_kind, estimate, model_key
-from .train import MODEL, TrainConfig, finished, load_checkpoint, load_model, save_checkpoint, train
+from .train import HISTORY, MODEL, TrainConfig, finished, load_checkpoint, load_model, save_checkpoint, train
 
 DATA, SAMPLES = "data.pt", "samples.pt"  # a constructed set, and its first 8 images for the report
 MODELS = ("D", "D (adversarial)", *CONSTRUCTED)  # the models the evaluate stage measures, by their training set
@@ -173,7 +173,9 @@ class Suite:
 
         Work is counted in image passes per (model, operation): training steps, attack and
         inversion steps (forward and backward to the input) and forward passes. The evaluation's
-        depends on how many images survive its attacks: see :data:`ASSUMED_ROBUST`.
+        depends on how many images survive its attacks: see :data:`ASSUMED_ROBUST`. A part that an
+        earlier sitting or run finished (a set's retraining, a model's evaluation, a transfer
+        architecture, the transfer attack's examples) is not counted.
         """
         work = self._work()
         rows = []
@@ -212,8 +214,15 @@ class Suite:
             queries = test_n + attacked * robust * AUTOATTACK_STEPS["survivor_queries"]
             return [(key(config), "attack", round(attacked * steps)), (key(config), "forward", round(queries))]
 
-        evaluated = {"D": p.standard, "D (adversarial)": p.robust, **p.retrain}
         transfer_attack = test_n * (p.transfer_attack.steps * p.transfer_attack.restarts if p.transfer_attack else 0)
+        evaluated = {"D": p.standard, "D (adversarial)": p.robust, **p.retrain}
+        evaluated = {name: config for name, config in evaluated.items()
+                     if not (self.evaluating(name) / "record.json").is_file()}
+        retrained = {name: config for name, config in p.retrain.items() if not _trained_in(self.retraining(name))}
+        transferred = [config for config in map(p.transfer_config, p.transfer_models)
+                       if not _trained_in(self.retraining("D_det", config))]
+        if (self.folder("transfer") / "adversarial.pt").is_file():
+            transfer_attack = 0  # made in an earlier sitting
         det, d = p.retrain["D_det"], p.discussion
         return {
             "standard": training(p.standard), "robust": training(p.robust),
@@ -221,10 +230,10 @@ class Suite:
             "D_NR": [(key(p.standard), "inversion", train_n * p.inversion["steps"])],
             "D_rand": [(key(p.standard), "attack", train_n * p.relabel["steps"]), (key(p.standard), "forward", train_n)],
             "D_det": [(key(p.standard), "attack", train_n * p.relabel["steps"]), (key(p.standard), "forward", train_n)],
-            "retrain": [item for config in p.retrain.values() for item in training(config)],
+            "retrain": [item for config in retrained.values() for item in training(config)],
             "evaluate": [item for name, config in evaluated.items() for item in evaluation(name, config)],
             "transfer": [(key(p.standard), "attack", transfer_attack)] + [
-                item for name in p.transfer_models for item in training(p.transfer_config(name))],
+                item for config in transferred for item in training(config)],
             "leakage": [(key(config), "attack", 2 * min(d["alignment_images"], train_n)) for config in (p.standard, p.robust)],
             "non_transferable": [*training(p.standard), *training(p.standard), *training(p.retrain["D_rand"]), *training(det),
                                  (key(p.standard), "attack", 2 * 2 * train_n * p.relabel["steps"])],
@@ -594,6 +603,11 @@ class Suite:
                 saved = self.folder(stage) / SAMPLES
                 samples[stage] = load_checkpoint(saved)["images"] if saved.is_file() else self.constructed(stage).images[:8]
         return samples
+
+
+def _trained_in(folder: Path) -> bool:
+    """Whether a training finished in ``folder`` (:meth:`Suite.retraining`): its model and history are written."""
+    return (folder / "train" / MODEL).is_file() and (folder / "train" / HISTORY).is_file()
 
 
 def _parts_seconds(stage: str, result: dict) -> dict:

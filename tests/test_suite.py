@@ -353,6 +353,24 @@ def test_the_cifar10_presets_run_table_1_and_figure_3_by_default_and_their_plans
     assert p.evaluation.eps == 0.25 and p.evaluation.norm == "l2"
 
 
+def test_a_plan_counts_only_the_parts_no_run_has_finished(tmp_path):
+    """Work an earlier run finished is not work left: after a run, a new recipe for D_det leaves its retraining
+    and its evaluation to do, and the plan counts only those; a transfer stage stopped after its attack and
+    its trainings has no image passes left."""
+    preset = PRESETS["tiny"]()
+    Suite(preset, tmp_path, progress=False).run(["evaluate", "transfer"])
+    det = replace(preset.retrain["D_det"], lr=preset.retrain["D_det"].lr / 2)
+    changed = replace(preset, retrain={**preset.retrain, "D_det": det})
+    fresh = {row["stage"]: row["work"] for row in Suite(changed, tmp_path / "fresh", progress=False).plan()}
+    left = {row["stage"]: row["work"] for row in Suite(changed, tmp_path, progress=False).plan()}
+    assert list(preset.retrain)[-1] == "D_det" and left["retrain"] == fresh["retrain"][-2:] != []  # train, predict
+    assert left["evaluate"] == fresh["evaluate"][-2:] != []  # D_det's model, the last one evaluated
+    suite = Suite(preset, tmp_path, progress=False)
+    (suite.folder("transfer") / "result.json").unlink()
+    assert [row["image_passes"] for row in suite.plan(["transfer"])] == [0]
+    assert fresh["transfer"][0][2] > 0 and len(fresh["transfer"]) == 1 + 2 * len(preset.transfer_models)
+
+
 def test_a_plan_without_throughput_rows_says_which_are_missing(tmp_path):
     row = Suite(PRESETS["cifar10-paper"](), tmp_path).plan(["standard"], device="a-device-nobody-measured")[0]
     assert row["seconds"] is None and row["missing"] == ("resnet50 forward (bf16)", "resnet50 train (bf16)")
