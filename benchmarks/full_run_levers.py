@@ -55,6 +55,7 @@ SHIFTS = Augment(padding=2, pad_mode="reflect")  # flips and 2-pixel shifts (Kel
 LEVERS = {  # name: (constructed set, the part of the preset changed, the change)
     "det-eps1.0": ("D_det", "relabel", {"eps": 1.0}),
     "det-copies4": ("D_det", "relabel", {"augmented_copies": 4}),
+    "det-eps1.0-copies4": ("D_det", "relabel", {"eps": 1.0, "augmented_copies": 4}),  # the two best, together
     "det-shifts-lr0.1-24ep": ("D_det", "retrain", {"augment": SHIFTS, "lr": 0.1, "epochs": 24}),
     "nr-crops": ("D_NR", "retrain", {"augment": Augment()}),
     "nr-lr0.1-24ep": ("D_NR", "retrain", {"lr": 0.1, "epochs": 24}),
