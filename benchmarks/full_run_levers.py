@@ -10,12 +10,15 @@ is a row beside its set's row in the run: the construction's statistics (targete
 relative representation distance), the retrained net's training accuracy per epoch, its accuracy
 on the original test set (D_det: and how often it names y + 1, the shift its robust features
 teach), the seconds of construction and retraining, and where it was measured (git commit, date, CPU,
-the SHA-256 of the source model the set was built from). These rows are README's lever table.
+the SHA-256 and clean accuracy of the source model the set was built from). These rows are README's
+lever table.
 
 Rows accumulate in the results file: a sitting measures the levers it is given and keeps the other
 rows of the file. A fresh clone has none of the run's stage folders (git ignores them): then nothing
 is linked, the lever's suite trains the source model again under the run's key, and the run's own
-rows are kept from the file rather than measured again.
+rows are kept from the file rather than measured again. They compare with the lever's only where
+the source came out the same: bit for bit on the run's CPU and precision. A source whose clean
+accuracy differs from the one the run recorded is named in a warning.
 
     PYTHONPATH=. python3 benchmarks/full_run_levers.py [--run results/suite-cifar10-cpu-full]
         [--work results-local/levers-cifar10-cpu-full] [--levers det-eps1.0 nr-inversion50 ...]
@@ -92,7 +95,8 @@ def measured(suite: Suite, name: str) -> dict:
             "test_accuracy": retrained["clean"], "follows_relabelling": retrained.get("follows_relabelling"),
             "train_accuracy": [epoch["train_accuracy"] for epoch in history],
             "measured": {"git_commit": machine["git_commit"], "date": machine["date"], "cpu_model": machine["cpu_model"],
-                         "source_sha256": model_sha256(suite.model(built["source"]))}}
+                         "source_sha256": model_sha256(suite.model(built["source"])),
+                         "source_clean": suite.stage_result(built["source"])["clean"]}}
 
 
 def earlier_rows(path: Path | None, preset: str) -> dict:
@@ -105,8 +109,14 @@ def earlier_rows(path: Path | None, preset: str) -> dict:
         return {}
     machine = document["machine"]
     where = {"git_commit": machine["git_commit"], "date": machine["date"], "cpu_model": machine["cpu_model"],
-             "source_sha256": None}
+             "source_sha256": None, "source_clean": None}
     return {name: {"measured": where, **row} for name, row in document["results"]["rows"].items()}
+
+
+def recorded_clean(run: Suite, source: str) -> float:
+    """The clean accuracy ``run`` recorded for its source model ``source`` (in results.json: a fresh clone has it)."""
+    accuracy = json.loads((run.out / "results.json").read_text())["accuracy"]
+    return accuracy[{"standard": "D", "robust": "D (adversarial)"}[source]]["clean"]
 
 
 def reached(row: dict) -> float:
@@ -149,6 +159,11 @@ for lever in names:
                    **measured(suite, set_name),
                    "seconds_this_sitting": time.perf_counter() - began}
     print(f"{lever}: test {rows[lever]['test_accuracy']:.1%}", flush=True)
+    source, clean = suite.stage_result(set_name)["source"], rows[lever]["measured"]["source_clean"]
+    if clean != recorded_clean(run, source):
+        print(f"warning: {lever}'s source model ({source}) scores {clean:.4%} clean, the run's "
+              f"{recorded_clean(run, source):.4%}: trained again elsewhere, it differs, and the lever's row does not "
+              "compare with the run's", flush=True)
 
 order = [f"{set_name}: the run" for set_name in dict.fromkeys(v[0] for v in LEVERS.values())] + list(LEVERS)
 rows = {name: rows[name] for name in order if name in rows}  # each set's run row, then the levers in LEVERS' order
