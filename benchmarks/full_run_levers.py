@@ -126,7 +126,8 @@ def recorded_clean(run: Suite, source: str) -> float:
 
 def baseline(name: str) -> str:
     """The lever of set ``name`` that changes nothing: the run's recipe on the source at hand."""
-    return next(lever for lever, (built, _, change) in LEVERS.items() if built == name and not change)
+    return next((lever for lever, (built, _, change) in LEVERS.items() if built == name and not change),
+                f"a lever of {name} that changes nothing")
 
 
 def reached(row: dict) -> float:
