@@ -171,11 +171,11 @@ for lever in names:
                    "seconds_this_sitting": time.perf_counter() - began}
     print(f"{lever}: test {rows[lever]['test_accuracy']:.1%}", flush=True)
     source, clean = suite.stage_result(set_name)["source"], rows[lever]["measured"]["source_clean"]
-    if clean != recorded_clean(run, source):
+    recorded = recorded_clean(run, source)
+    if clean != recorded:
         instead = "it is the baseline" if lever == baseline(set_name) else f"compare it with {baseline(set_name)}"
-        print(f"warning: {lever}'s source model ({source}) scores {clean:.4%} clean, the run's "
-              f"{recorded_clean(run, source):.4%}: trained again elsewhere, it differs, so the row does not compare "
-              f"with the run's row ({instead})", flush=True)
+        print(f"warning: {lever}'s source model ({source}) scores {clean:.4%} clean, the run's {recorded:.4%}: "
+              f"trained again elsewhere, it differs, so the row does not compare with the run's row ({instead})", flush=True)
 
 order = [f"{set_name}: the run" for set_name in dict.fromkeys(v[0] for v in LEVERS.values())] + list(LEVERS)
 rows = {name: rows[name] for name in order if name in rows}  # each set's run row, then the levers in LEVERS' order

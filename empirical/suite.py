@@ -57,7 +57,7 @@ from .report import pearson, write_report
 from .stages import CONSTRUCTED, DEPENDS, DISCUSSION, STAGES, accuracy_row, with_dependencies
 from .stopwatch import Stopwatch
 from .throughput import device_kind, estimate, model_key
-from .train import HISTORY, MODEL, TrainConfig, finished, load_checkpoint, load_model, save_checkpoint, train
+from .train import MODEL, TrainConfig, finished, has_finished, load_checkpoint, load_model, save_checkpoint, train
 
 DATA, SAMPLES = "data.pt", "samples.pt"  # a constructed set, and its first 8 images for the report
 MODELS = ("D", "D (adversarial)", *CONSTRUCTED)  # the models the evaluate stage measures, by their training set
@@ -215,12 +215,11 @@ class Suite:
             return [(key(config), "attack", round(attacked * steps)), (key(config), "forward", round(queries))]
 
         transfer_attack = test_n * (p.transfer_attack.steps * p.transfer_attack.restarts if p.transfer_attack else 0)
-        evaluated = {"D": p.standard, "D (adversarial)": p.robust, **p.retrain}
-        evaluated = {name: config for name, config in evaluated.items()
+        evaluated = {name: config for name, config in {"D": p.standard, "D (adversarial)": p.robust, **p.retrain}.items()
                      if not (self.evaluating(name) / "record.json").is_file()}
-        retrained = {name: config for name, config in p.retrain.items() if not _trained_in(self.retraining(name))}
+        retrained = {name: config for name, config in p.retrain.items() if not has_finished(self.retraining(name) / "train")}
         transferred = [config for config in map(p.transfer_config, p.transfer_models)
-                       if not _trained_in(self.retraining("D_det", config))]
+                       if not has_finished(self.retraining("D_det", config) / "train")]
         if (self.folder("transfer") / "adversarial.pt").is_file():
             transfer_attack = 0  # made in an earlier sitting
         det, d = p.retrain["D_det"], p.discussion
@@ -603,11 +602,6 @@ class Suite:
                 saved = self.folder(stage) / SAMPLES
                 samples[stage] = load_checkpoint(saved)["images"] if saved.is_file() else self.constructed(stage).images[:8]
         return samples
-
-
-def _trained_in(folder: Path) -> bool:
-    """Whether a training finished in ``folder`` (:meth:`Suite.retraining`): its model and history are written."""
-    return (folder / "train" / MODEL).is_file() and (folder / "train" / HISTORY).is_file()
 
 
 def _parts_seconds(stage: str, result: dict) -> dict:

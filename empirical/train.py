@@ -267,13 +267,18 @@ def train(
 CHECKPOINT, MODEL, HISTORY = "checkpoint.pt", "model.pt", "history.json"
 
 
+def has_finished(out: str | Path) -> bool:
+    """Whether :func:`train` finished a training in ``out`` (its model and history are written), without loading it."""
+    return (Path(out) / MODEL).is_file() and (Path(out) / HISTORY).is_file()
+
+
 def finished(out: str | Path, config: TrainConfig, device: torch.device | str | None = None) -> TrainResult | None:
     """The training of ``config`` that :func:`train` finished in ``out``, on ``device`` (its precision),
     or None where there is none; a finished training of another config or precision is refused, as
     a checkpoint is."""
     out, device = Path(out), configure(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     precision = device_precision(device)
-    if not (out / MODEL).is_file() or not (out / HISTORY).is_file():
+    if not has_finished(out):
         return None
     saved = _saved(out / MODEL, config, precision)
     model = build(**saved["build"])
