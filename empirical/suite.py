@@ -109,6 +109,11 @@ def _plain(value):
     return value
 
 
+def _recorded_precision(results: dict) -> str:
+    """The precision a run's results.json records; runs from before bf16 on CPUs record none and were fp32."""
+    return results.get("precision", "fp32")
+
+
 class Suite:
     """A run of a preset in ``out``: :meth:`run` executes (or skips) the stages; :meth:`plan` lists them."""
 
@@ -314,7 +319,7 @@ class Suite:
                          "it, 13-30x slower than fp32 (the fast nets, benchmarks/results/bench_cpu_cifar_no_native_bf16"
                          ".json)")
         recorded = self.out / "results.json"
-        before = json.loads(recorded.read_text()).get("precision", "fp32") if recorded.is_file() else self.precision
+        before = _recorded_precision(json.loads(recorded.read_text())) if recorded.is_file() else self.precision
         if before != self.precision:
             lines.append(f"{recorded} records precision {before} and this run's is {self.precision}: the stages made "
                          f"in {before} are not reused (--precision {before} reuses them)")
@@ -406,7 +411,7 @@ class Suite:
         preset = PRESETS[recorded["preset"]]()
         if _plain(preset) != recorded["settings"]:
             raise ValueError(f"preset {preset.name!r} has changed since the run in {out}: its stages cannot be reused")
-        return cls(preset, out, precision=recorded.get("precision", "fp32"), **options)  # runs before bf16 on CPUs: fp32
+        return cls(preset, out, precision=_recorded_precision(recorded), **options)
 
     def train_and_measure(self, config: TrainConfig, data: ImageData | Callable[[], ImageData], folder: Path, *,
                           relabelled: bool = False) -> dict:
